@@ -5,12 +5,14 @@ use crate::error::CertError;
 use crate::keys::{PublicKey, SigningIdentity};
 use crate::suite::SuiteId;
 
-/// Largest encoded certificate (P-256): version 1 + not_after 4 + key 33 + signature 64.
-pub const MAX_CERT_LEN: usize = 102;
+/// Largest encoded certificate (P-256): version 1 + owner id 4 + not_after 4 + key 33 + signature 64.
+pub const MAX_CERT_LEN: usize = 106;
 
 /// An owner-signed statement "this configurator key belongs to my fleet until `not_after`".
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ConfiguratorCert {
+    /// First 4 bytes of the owner key's key hash: which owner signed.
+    pub owner_id: [u8; 4],
     /// Expiry, Unix seconds (u32: valid until 2106).
     pub not_after: u32,
     /// The configurator identity key being certified.

@@ -54,6 +54,9 @@ pub struct ConfiguratorIdentity {
     pub identity: SigningIdentity,
     /// The owner's certificate for it.
     pub cert: ConfiguratorCert,
+    /// The owner public key that signed `cert` (sent in the Config message so that a
+    /// trust-on-first-use enrollee can verify the certificate and pin the owner).
+    pub owner: crate::keys::PublicKey,
 }
 
 /// Everything a configurator needs to start.

@@ -1,0 +1,1 @@
+//! zerotouch-link: real links for zerotouch frames.

@@ -1,0 +1,1 @@
+//! zerotouch-store: the registry.

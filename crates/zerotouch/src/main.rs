@@ -1,0 +1,2 @@
+//! The `zerotouch` command.
+fn main() {}
