@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every check zerotouch has, on a fresh machine: installs what the tests need
+# (Debian packages, the ESP32-C3 Rust target), then formatting, lints, the no_std build of
+# the protocol core for riscv32imc, and the whole test suite. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- system packages the tests use for real: wpa_supplicant, tshark, PostgreSQL, sqlite3 ---
+need_pkgs=()
+command -v wpa_supplicant >/dev/null || need_pkgs+=(wpasupplicant)
+command -v tshark >/dev/null || need_pkgs+=(tshark)
+command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  step "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+step "rust targets"
+rustup target list --installed | grep -q riscv32imc-unknown-none-elf \
+  || rustup target add riscv32imc-unknown-none-elf
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "protocol core builds alone for riscv32imc-unknown-none-elf (ESP32-C3), no std"
+# Built on its own so that no host feature unified by the workspace can leak in.
+cargo build -p zerotouch-proto --target riscv32imc-unknown-none-elf --release --locked
+
+step "tests"
+cargo test --workspace --locked
