@@ -1,26 +1,462 @@
+//! zerotouch enrollee firmware for the ESP32-C3.
+//!
+//! The device runs the `zerotouch-proto` [`Enrollee`] state machine (the same code the host
+//! tests and the simulator exercise) over ESP-NOW. This file is the sans-IO driver: it feeds
+//! the core received frames, the time and timer expiries, carries out what the core asks
+//! (send a frame, change channel, try a Wi-Fi network, commit to flash) and nothing else.
+//!
+//! Lifecycle:
+//! 1. First boot: generate the identity key from the TRNG, store it, print its key hash
+//!    and DPP bootstrap URI (the allowlist entry).
+//! 2. Not provisioned: announce (mode New) until a configurator of the owner delivers a
+//!    configuration; try its first network; report the result; on `Provisioned` (the
+//!    configurator persisted the report) commit the configuration to flash.
+//! 3. Provisioned: join the committed networks. When none can be joined any more (e.g. the
+//!    passphrase was rotated), announce again in mode Reconfigure with the reason, while
+//!    retrying the committed networks every few minutes.
+
 #![no_std]
 #![no_main]
 
-use embassy_executor::Spawner;
-use esp_backtrace as _;
-use esp_hal::{clock::CpuClock, timer::timg::TimerGroup};
-
 extern crate alloc;
 
+mod manufacturing;
+mod radio;
+mod rng;
+mod storage;
+mod wifi;
+
+use alloc::boxed::Box;
+use alloc::vec;
+
+use embassy_executor::Spawner;
+use embassy_futures::select::{Either3, select3};
+use embassy_time::{Duration, Instant, Timer};
+use esp_backtrace as _;
+use esp_hal::clock::CpuClock;
+use esp_hal::efuse::{self, InterfaceMacAddress};
+use esp_hal::peripherals::{FLASH, WIFI};
+use esp_hal::timer::timg::TimerGroup;
+use esp_radio::esp_now::EspNowError;
+use esp_radio::wifi::{ControllerConfig, WifiController, WifiError};
+use esp_storage::FlashStorage;
+use zerotouch_proto::config::{ConfigView, MAX_CONFIG_LEN};
+use zerotouch_proto::enrollee::{
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, MAX_PINNED_OWNERS,
+};
+use zerotouch_proto::uri::BootstrapUri;
+use zerotouch_proto::{Addr, AnnounceMode, FailureReason, PublicKey};
+
+use crate::manufacturing::ManufacturingError;
+use crate::radio::EspNowRadio;
+use crate::rng::{HardwareRng, RngError};
+use crate::storage::{Committed, StorageError, Store};
+
 esp_bootloader_esp_idf::esp_app_desc!();
+
+/// Enrollee timers. Dwell and round pauses follow DPP's chirping (seconds per channel, tens
+/// of seconds between rounds, shortened since an ESP-NOW frame is cheap); retransmissions
+/// start at a few ESP-NOW round trips.
+const TIMING: EnrolleeTiming = EnrolleeTiming {
+    dwell_ms: 400,
+    round_pause_initial_ms: 2_000,
+    round_pause_max_ms: 30_000,
+    rto_initial_ms: 250,
+    rto_max_ms: 2_000,
+    max_retries: 6,
+};
+
+/// Channel to start announcing on when nothing better is known.
+const DEFAULT_CHANNEL: u8 = 1;
+/// Join rounds over the committed networks before announcing for reconfiguration.
+const JOIN_ROUNDS_BEFORE_RECONFIGURE: u32 = 3;
+/// Pause between two join rounds of a provisioned device.
+const JOIN_ROUND_PAUSE: Duration = Duration::from_secs(10);
+/// While announcing for reconfiguration, how often the committed networks are tried again
+/// (the access point may only have been down).
+const RETRY_COMMITTED_EVERY: Duration = Duration::from_secs(300);
+/// Upper bound of one wait when the core has no deadline (it always has one in practice).
+const IDLE_WAIT: Duration = Duration::from_secs(60);
+
+/// A condition the firmware cannot run past. Each says what to do about it.
+#[derive(Debug)]
+enum Fatal {
+    Wifi(WifiError),
+    EspNow(EspNowError),
+    Rng(RngError),
+    Storage(StorageError),
+    Manufacturing(ManufacturingError),
+    /// The identity disappeared from flash after boot.
+    IdentityLost,
+}
+
+impl core::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Wifi(e) => write!(
+                f,
+                "Wi-Fi driver failed to start: {e:?} (check the heap size and the radio blobs)"
+            ),
+            Self::EspNow(e) => write!(f, "ESP-NOW failed: {e:?}"),
+            Self::Rng(e) => write!(f, "{e}"),
+            Self::Storage(e) => write!(f, "storage: {e}"),
+            Self::Manufacturing(e) => write!(f, "manufacturing settings: {e}"),
+            Self::IdentityLost => {
+                f.write_str("the identity key vanished from flash: the flash is failing")
+            }
+        }
+    }
+}
+
+impl From<StorageError> for Fatal {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+impl From<EspNowError> for Fatal {
+    fn from(e: EspNowError) -> Self {
+        Self::EspNow(e)
+    }
+}
 
 #[esp_rtos::main]
 async fn main(_spawner: Spawner) -> ! {
     esp_println::logger::init_logger_from_env();
     let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
+    // The Wi-Fi blobs allocate their buffers on this heap; the zerotouch core needs none.
     esp_alloc::heap_allocator!(#[esp_hal::ram(reclaimed)] size: 64 * 1024);
+    esp_alloc::heap_allocator!(size: 48 * 1024);
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
-    let controller = esp_radio::wifi::WifiController::new(peripherals.WIFI, Default::default()).unwrap();
-    let mut esp_now = controller.esp_now();
-    esp_now.set_channel(1).unwrap();
+
+    let Err(fatal) = run(peripherals.WIFI, peripherals.FLASH).await;
+    // Rebooting would not fix any of these and could wear the flash in a loop: stay up and
+    // keep saying what is wrong on the console.
     loop {
-        let r = esp_now.receive_async().await;
-        log::info!("{:?}", r.info.src_address);
+        log::error!("halted: {fatal}");
+        Timer::after(Duration::from_secs(10)).await;
     }
 }
+
+/// Milliseconds since boot: the core's clock.
+fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+async fn run(
+    wifi: WIFI<'static>,
+    flash: FLASH<'static>,
+) -> Result<core::convert::Infallible, Fatal> {
+    // The radio must run before the RNG is taken: it is the TRNG's entropy source.
+    let mut controller =
+        WifiController::new(wifi, ControllerConfig::default()).map_err(Fatal::Wifi)?;
+    let esp_now = controller.esp_now();
+    let mut store = Store::open(FlashStorage::new(flash))?;
+    let manufacturing_owners = manufacturing::pinned_owners().map_err(Fatal::Manufacturing)?;
+    let suite = manufacturing::identity_suite().map_err(Fatal::Manufacturing)?;
+
+    let mut rng = HardwareRng::new().map_err(Fatal::Rng)?;
+    let (identity, generated) = store.identity_or_generate(suite, &mut rng).await?;
+    print_identity(&identity.public_key(), generated);
+    drop(identity);
+
+    let mut committed = store.committed().await?;
+    let mut radio = EspNowRadio::new(esp_now, committed.map_or(DEFAULT_CHANNEL, |c| c.channel))?;
+    // Heap, not stack: the largest configuration object is 8 KiB.
+    let mut config_buf: Box<[u8]> = vec![0u8; MAX_CONFIG_LEN].into_boxed_slice();
+    let mut last_failure = None;
+
+    loop {
+        if let Some(current) = committed {
+            let reason = operate(&mut controller, &mut store, &current, &mut config_buf).await?;
+            log::warn!(
+                "committed networks unusable ({}); announcing for reconfiguration",
+                reason.name()
+            );
+            last_failure = Some(reason);
+        }
+        let identity = store.identity().await?.ok_or(Fatal::IdentityLost)?;
+        let mut pinned_owners = manufacturing_owners.clone();
+        if let Some(current) = committed
+            && !pinned_owners.contains(&current.owner)
+        {
+            // The owner pinned by a past provisioning (TOFU); a full list keeps the factory pins.
+            let _ = pinned_owners.push(current.owner);
+        }
+        let settings = EnrolleeSettings {
+            identity,
+            pinned_owners,
+            mode: if committed.is_some() {
+                AnnounceMode::Reconfigure
+            } else {
+                AnnounceMode::New
+            },
+            last_failure,
+            last_channel: committed.map(|c| c.channel),
+            known_unix_time: committed.map_or(0, |c| c.unix_time),
+            timing: TIMING,
+        };
+        let rng = HardwareRng::new().map_err(Fatal::Rng)?;
+        let mut enrollee = Enrollee::new(settings, rng, now_ms());
+        match drive(
+            &mut enrollee,
+            &mut radio,
+            &mut controller,
+            &mut store,
+            &mut config_buf,
+            committed.is_some(),
+        )
+        .await?
+        {
+            Outcome::Provisioned(new) => {
+                log::info!("provisioned and committed; channel {}", new.channel);
+                committed = Some(new);
+                last_failure = None;
+            }
+            Outcome::RetryCommitted => log::info!("retrying the committed networks"),
+        }
+    }
+}
+
+/// Prints the identity: the allowlist key hash and the DPP bootstrap URI (for a label/QR).
+fn print_identity(key: &PublicKey, generated: bool) {
+    if generated {
+        log::info!("generated a new identity key on first boot");
+    }
+    let mac = efuse::interface_mac_address(InterfaceMacAddress::Station);
+    let mut mac_bytes = [0u8; 6];
+    mac_bytes.copy_from_slice(mac.as_bytes());
+    let uri = BootstrapUri {
+        key: *key,
+        mac: Some(Addr(mac_bytes)),
+        info: None,
+        version: None,
+        channels: None,
+    };
+    let mut text: heapless::String<192> = heapless::String::new();
+    if uri.write(&mut text).is_err() {
+        text.clear();
+    }
+    log::info!(
+        "identity ({}) key hash {}",
+        key.suite().name(),
+        key.key_hash()
+    );
+    log::info!("bootstrap URI {}", text.as_str());
+}
+
+/// Joins the committed networks and stays connected; returns the reason once they could
+/// not be joined for [`JOIN_ROUNDS_BEFORE_RECONFIGURE`] rounds.
+async fn operate(
+    controller: &mut WifiController<'static>,
+    store: &mut Store,
+    committed: &Committed,
+    config_buf: &mut [u8],
+) -> Result<FailureReason, Fatal> {
+    let config = store.committed_config(committed, config_buf).await?;
+    let Ok(view) = ConfigView::parse(config) else {
+        log::error!("the committed configuration does not parse");
+        return Ok(FailureReason::ConfigRejected);
+    };
+    let mut failed_rounds = 0;
+    loop {
+        let mut first_reason = None;
+        for network in view.networks() {
+            match wifi::join(controller, &network).await {
+                Ok(()) => {
+                    failed_rounds = 0;
+                    first_reason = None;
+                    // The application would run here; this firmware only keeps the link up.
+                    if let Ok(info) = controller.wait_for_disconnect_async().await {
+                        log::warn!("disconnected: {:?}", info.reason);
+                    }
+                    break;
+                }
+                Err(reason) => {
+                    first_reason.get_or_insert(reason);
+                }
+            }
+        }
+        if let Some(reason) = first_reason {
+            failed_rounds += 1;
+            if failed_rounds >= JOIN_ROUNDS_BEFORE_RECONFIGURE {
+                return Ok(reason);
+            }
+            Timer::after(JOIN_ROUND_PAUSE).await;
+        }
+    }
+}
+
+/// How an enrollment run ended.
+enum Outcome {
+    /// Provisioned and committed.
+    Provisioned(Committed),
+    /// Time to try the committed networks again (reconfiguration only).
+    RetryCommitted,
+}
+
+/// The driver loop: select(frame, core deadline, retry) → core; then drain events and
+/// frames.
+async fn drive(
+    enrollee: &mut Enrollee<HardwareRng>,
+    radio: &mut EspNowRadio,
+    controller: &mut WifiController<'static>,
+    store: &mut Store,
+    config_buf: &mut [u8],
+    has_committed: bool,
+) -> Result<Outcome, Fatal> {
+    // A previous Wi-Fi join may have moved the radio; go back to the enrollee's channel.
+    radio.set_channel(enrollee.channel())?;
+    radio.retune()?;
+    let mut pending_config: Option<usize> = None;
+    let mut retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
+    loop {
+        // Carry out everything the core asked for.
+        loop {
+            if let Some(event) = enrollee.poll_event() {
+                if let Some(committed) = handle_event(
+                    event,
+                    enrollee,
+                    radio,
+                    controller,
+                    store,
+                    config_buf,
+                    &mut pending_config,
+                )
+                .await?
+                {
+                    return Ok(Outcome::Provisioned(committed));
+                }
+                continue;
+            }
+            if let Some(transmit) = enrollee.poll_transmit() {
+                if let Err(e) = radio.send(&transmit).await {
+                    log::debug!("send to {} failed: {e:?}", transmit.dst);
+                }
+                continue;
+            }
+            break;
+        }
+
+        let deadline = enrollee
+            .poll_timeout()
+            .map_or_else(|| Instant::now() + IDLE_WAIT, Instant::from_millis);
+        let retry = async {
+            if has_committed {
+                Timer::at(retry_at).await
+            } else {
+                core::future::pending::<()>().await
+            }
+        };
+        match select3(radio.receive(), Timer::at(deadline), retry).await {
+            Either3::First(frame) => {
+                enrollee.handle_frame(now_ms(), radio::source(&frame), frame.data())
+            }
+            Either3::Second(()) => enrollee.handle_timeout(now_ms()),
+            Either3::Third(()) => {
+                // Only between sessions: never abandon a configurator mid-exchange.
+                if enrollee.state() == zerotouch_proto::enrollee::EnrolleeState::Announcing {
+                    return Ok(Outcome::RetryCommitted);
+                }
+                retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
+            }
+        }
+    }
+}
+
+/// Handles one core event; returns the commit once provisioning is complete.
+async fn handle_event(
+    event: EnrolleeEvent,
+    enrollee: &mut Enrollee<HardwareRng>,
+    radio: &mut EspNowRadio,
+    controller: &mut WifiController<'static>,
+    store: &mut Store,
+    config_buf: &mut [u8],
+    pending_config: &mut Option<usize>,
+) -> Result<Option<Committed>, Fatal> {
+    match event {
+        EnrolleeEvent::ChannelChanged(channel) => {
+            if let Err(e) = radio.set_channel(channel) {
+                log::warn!("cannot tune to channel {channel}: {e:?}");
+            }
+        }
+        EnrolleeEvent::Authenticated {
+            configurator,
+            owner,
+        } => {
+            log::info!(
+                "configurator {} (owner {}) authenticated",
+                configurator.key_hash(),
+                owner.key_hash()
+            );
+        }
+        EnrolleeEvent::ConfiguratorRejected(reason) => {
+            log::warn!("configurator rejected: {reason:?}")
+        }
+        EnrolleeEvent::ConfigReceived => {
+            let result =
+                try_delivered_config(enrollee, controller, config_buf, pending_config).await;
+            // Joining moved the radio to the access point's channel; report on the session's.
+            radio.retune()?;
+            if let Err(reason) = result {
+                log::warn!("delivered configuration failed: {}", reason.name());
+                *pending_config = None;
+            }
+            if let Err(e) = enrollee.report_join(now_ms(), result) {
+                log::warn!("join report refused by the core: {e}");
+            }
+        }
+        EnrolleeEvent::Provisioned(provisioned) => {
+            let Some(len) = pending_config.take() else {
+                log::error!("provisioned without a tested configuration; not committing");
+                return Ok(None);
+            };
+            let committed = store.commit(&provisioned, &config_buf[..len]).await?;
+            return Ok(Some(committed));
+        }
+        EnrolleeEvent::AttemptFailed(failure) => {
+            *pending_config = None;
+            match failure {
+                AttemptFailure::Join(reason) => {
+                    log::warn!("attempt failed: join {}", reason.name())
+                }
+                AttemptFailure::Timeout => {
+                    log::warn!("attempt failed: configurator stopped answering")
+                }
+                AttemptFailure::Aborted => log::warn!("attempt failed: configurator aborted"),
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Copies the delivered configuration aside and tries its first network, leaving it again
+/// so the radio is free to report.
+async fn try_delivered_config(
+    enrollee: &Enrollee<HardwareRng>,
+    controller: &mut WifiController<'static>,
+    config_buf: &mut [u8],
+    pending_config: &mut Option<usize>,
+) -> Result<(), FailureReason> {
+    let bytes = enrollee
+        .config()
+        .ok_or(FailureReason::ConfigRejected)?
+        .as_bytes();
+    let stash = config_buf
+        .get_mut(..bytes.len())
+        .ok_or(FailureReason::ConfigRejected)?;
+    stash.copy_from_slice(bytes);
+    *pending_config = Some(bytes.len());
+    let view = ConfigView::parse(stash).map_err(|_| FailureReason::ConfigRejected)?;
+    let network = view
+        .networks()
+        .next()
+        .ok_or(FailureReason::ConfigRejected)?;
+    let joined = wifi::join(controller, &network).await;
+    wifi::leave(controller).await;
+    joined
+}
+
+// The firmware pins at most as many owners as the core accepts.
+const _: () = assert!(MAX_PINNED_OWNERS >= 1);

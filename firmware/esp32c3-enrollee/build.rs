@@ -1,0 +1,77 @@
+//! Bakes the manufacturing settings into the image, from environment variables read at
+//! build time (so a production line builds one image per fleet, and a development build
+//! needs nothing):
+//!
+//! - `ZEROTOUCH_OWNER_KEYS`: owner public keys to pin, as base64 DER SubjectPublicKeyInfo
+//!   (the `K:` format of DPP URIs), separated by commas or whitespace; at most 4. Unset or
+//!   empty = trust on first use (the first owner that provisions the device is pinned).
+//! - `ZEROTOUCH_SUITE`: the identity key's cipher suite, `ed25519` (default) or `p256`.
+//!
+//! Malformed values fail the build, so a production image can never silently fall back
+//! to trust on first use. The keys are fully validated (curve point) again at boot.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::PathBuf;
+
+const MAX_OWNERS: usize = 4;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ZEROTOUCH_OWNER_KEYS");
+    println!("cargo:rerun-if-env-changed=ZEROTOUCH_SUITE");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let owners_var = env::var("ZEROTOUCH_OWNER_KEYS").unwrap_or_default();
+    let owners: Vec<&str> = owners_var
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if owners.len() > MAX_OWNERS {
+        fail(&format!(
+            "ZEROTOUCH_OWNER_KEYS holds {} keys; at most {MAX_OWNERS} can be pinned",
+            owners.len()
+        ));
+    }
+    for key in &owners {
+        let base64 = key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+        // DER SPKI of the supported suites: 44 bytes (Ed25519), 59 (P-256 compressed) or
+        // 91 (P-256 uncompressed): 60, 80 or 124 base64 characters.
+        if !base64 || !matches!(key.len(), 60 | 80 | 124) {
+            fail(&format!(
+                "ZEROTOUCH_OWNER_KEYS entry `{key}` is not a base64 DER SubjectPublicKeyInfo of an Ed25519 or P-256 key"
+            ));
+        }
+    }
+
+    let suite = env::var("ZEROTOUCH_SUITE").unwrap_or_else(|_| "ed25519".into());
+    if suite != "ed25519" && suite != "p256" {
+        fail(&format!(
+            "ZEROTOUCH_SUITE is `{suite}`; use `ed25519` or `p256`"
+        ));
+    }
+
+    let mut out = String::new();
+    out.push_str(
+        "/// Owner keys pinned at manufacturing (base64 DER SPKI), from `ZEROTOUCH_OWNER_KEYS`.\n",
+    );
+    out.push_str("pub const OWNER_KEYS_SPKI_BASE64: &[&str] = &[");
+    for key in &owners {
+        let _ = write!(out, "\"{key}\", ");
+    }
+    out.push_str("];\n");
+    out.push_str("/// Cipher suite name of the identity key, from `ZEROTOUCH_SUITE`.\n");
+    let _ = writeln!(out, "pub const IDENTITY_SUITE_NAME: &str = \"{suite}\";");
+
+    let path =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("manufacturing.rs");
+    fs::write(&path, out)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", path.display())));
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}
