@@ -1,0 +1,310 @@
+//! [`EnrolleeNode`]: a simulated IoT device around the real `zerotouch_proto::Enrollee`.
+//!
+//! The device's driver is modelled too: when the configuration arrives it "joins" by
+//! checking the delivered networks against the access points in range ([`ApModel`]),
+//! after a join delay, and reports the result; when the configurator confirms, it records
+//! what it would commit to flash ([`Commit`]) and when.
+
+use std::any::Any;
+
+use rand_chacha::ChaCha8Rng;
+use zerotouch_proto::config::{ConfigView, Credential, Security};
+use zerotouch_proto::enrollee::{
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeStats,
+    Provisioned, RejectReason,
+};
+use zerotouch_proto::{Addr, FailureReason, Instant, KeyHash, PublicKey, Transmit};
+
+use crate::sim::Node;
+
+/// Default time a device takes to try a network (scan, associate, 4-way handshake, DHCP).
+pub const DEFAULT_JOIN_DELAY_MS: u64 = 1500;
+
+/// The secret an access point expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApSecret {
+    /// Open network.
+    None,
+    /// A WPA2/WPA3 passphrase.
+    Passphrase(String),
+    /// A raw 256-bit WPA2 PSK.
+    RawPsk([u8; 32]),
+}
+
+/// An access point in range of a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApModel {
+    /// Its SSID.
+    pub ssid: Vec<u8>,
+    /// Its security mode.
+    pub security: Security,
+    /// The secret it accepts.
+    pub secret: ApSecret,
+    /// Its channel.
+    pub channel: u8,
+}
+
+impl ApModel {
+    /// A WPA2-PSK access point with a passphrase.
+    pub fn wpa2(ssid: &str, passphrase: &str, channel: u8) -> Self {
+        Self {
+            ssid: ssid.as_bytes().to_vec(),
+            security: Security::Wpa2Psk,
+            secret: ApSecret::Passphrase(passphrase.to_owned()),
+            channel,
+        }
+    }
+
+    /// Whether this AP accepts `credential` for `security`. Passphrases and raw PSKs are
+    /// compared as given (the model does not derive a PSK from a passphrase).
+    fn accepts(&self, security: Security, credential: &Credential<'_>) -> bool {
+        if security != self.security {
+            return false;
+        }
+        match (&self.secret, credential) {
+            (ApSecret::None, Credential::None) => true,
+            (ApSecret::Passphrase(expected), Credential::Passphrase(given)) => {
+                expected.as_bytes() == given.as_bytes()
+            }
+            (ApSecret::RawPsk(expected), Credential::RawPsk(given)) => expected == *given,
+            _ => false,
+        }
+    }
+}
+
+/// The outcome of a simulated join: the first network of the configuration that an AP in
+/// range accepts wins; otherwise AuthFailed if some AP had a configured SSID, else ApNotFound.
+pub fn simulate_join(config: &ConfigView<'_>, aps: &[ApModel]) -> Result<(), FailureReason> {
+    let mut ssid_seen = false;
+    for network in config.networks() {
+        for ap in aps.iter().filter(|ap| ap.ssid == network.ssid) {
+            ssid_seen = true;
+            if ap.accepts(network.security, &network.credential) {
+                return Ok(());
+            }
+        }
+    }
+    Err(if ssid_seen {
+        FailureReason::AuthFailed
+    } else {
+        FailureReason::ApNotFound
+    })
+}
+
+/// What the device committed when it was provisioned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    /// Virtual time of the commit, ms.
+    pub at: Instant,
+    /// What the enrollee says to persist (owner, configurator, channel, time).
+    pub provisioned: Provisioned,
+    /// The encoded configuration object it received and joined with.
+    pub config: Vec<u8>,
+}
+
+/// Everything the device's driver observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnrolleeRecord {
+    /// When the device was switched on, ms.
+    pub started_at: Instant,
+    /// Configurators that authenticated, with the time.
+    pub authenticated: Vec<(Instant, PublicKey)>,
+    /// Configurators the device refused.
+    pub rejected: Vec<(Instant, RejectReason)>,
+    /// Every configuration received (encoded), with the time.
+    pub configs_received: Vec<(Instant, Vec<u8>)>,
+    /// Every join attempt's result.
+    pub join_results: Vec<(Instant, Result<(), FailureReason>)>,
+    /// Attempts that ended without provisioning.
+    pub attempt_failures: Vec<(Instant, AttemptFailure)>,
+    /// The commit, once provisioned.
+    pub commit: Option<Commit>,
+    /// Channel changes the enrollee asked for.
+    pub channel_changes: u64,
+}
+
+impl EnrolleeRecord {
+    /// Virtual time from switch-on to commit, ms.
+    pub fn time_to_provision(&self) -> Option<Instant> {
+        self.commit
+            .as_ref()
+            .map(|c| c.at.saturating_sub(self.started_at))
+    }
+}
+
+/// A simulated enrollee device.
+pub struct EnrolleeNode {
+    addr: Addr,
+    key_hash: KeyHash,
+    enrollee: Enrollee<ChaCha8Rng>,
+    aps: Vec<ApModel>,
+    join_delay_ms: u64,
+    pending_join: Option<(Instant, Result<(), FailureReason>)>,
+    hears_broadcast: bool,
+    record: EnrolleeRecord,
+}
+
+impl EnrolleeNode {
+    /// A device at `addr` that switches on at `now`, with the APs it can reach.
+    pub fn new(
+        addr: Addr,
+        settings: EnrolleeSettings,
+        rng: ChaCha8Rng,
+        now: Instant,
+        aps: Vec<ApModel>,
+    ) -> Self {
+        let key_hash = settings.identity.public_key().key_hash();
+        let mut node = Self {
+            addr,
+            key_hash,
+            enrollee: Enrollee::new(settings, rng, now),
+            aps,
+            join_delay_ms: DEFAULT_JOIN_DELAY_MS,
+            pending_join: None,
+            hears_broadcast: false,
+            record: EnrolleeRecord {
+                started_at: now,
+                ..EnrolleeRecord::default()
+            },
+        };
+        node.drain_events(now);
+        node
+    }
+
+    /// Sets how long a join attempt takes (virtual ms).
+    pub fn with_join_delay(mut self, join_delay_ms: u64) -> Self {
+        self.join_delay_ms = join_delay_ms;
+        self
+    }
+
+    /// Delivers broadcast frames to the enrollee too (off by default: the protocol sends
+    /// it none, and it would drop every foreign announcement).
+    pub fn with_broadcasts(mut self, hears: bool) -> Self {
+        self.hears_broadcast = hears;
+        self
+    }
+
+    /// The device's key hash (its allowlist identifier).
+    pub fn key_hash(&self) -> KeyHash {
+        self.key_hash
+    }
+
+    /// The protocol state machine (read-only).
+    pub fn enrollee(&self) -> &Enrollee<ChaCha8Rng> {
+        &self.enrollee
+    }
+
+    /// What the driver observed.
+    pub fn record(&self) -> &EnrolleeRecord {
+        &self.record
+    }
+
+    /// The enrollee's counters.
+    pub fn stats(&self) -> EnrolleeStats {
+        self.enrollee.stats()
+    }
+
+    /// The access points in range; tests change them (e.g. rotate a PSK).
+    pub fn aps_mut(&mut self) -> &mut Vec<ApModel> {
+        &mut self.aps
+    }
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(event) = self.enrollee.poll_event() {
+            match event {
+                EnrolleeEvent::ChannelChanged(_) => self.record.channel_changes += 1,
+                EnrolleeEvent::Authenticated { configurator, .. } => {
+                    self.record.authenticated.push((now, configurator))
+                }
+                EnrolleeEvent::ConfiguratorRejected(reason) => {
+                    self.record.rejected.push((now, reason))
+                }
+                EnrolleeEvent::ConfigReceived => {
+                    let (bytes, result) = match self.enrollee.config() {
+                        Some(view) => (view.as_bytes().to_vec(), simulate_join(&view, &self.aps)),
+                        None => (Vec::new(), Err(FailureReason::ConfigRejected)),
+                    };
+                    self.record.configs_received.push((now, bytes));
+                    self.pending_join = Some((now + self.join_delay_ms, result));
+                }
+                EnrolleeEvent::Provisioned(provisioned) => {
+                    let config = self
+                        .record
+                        .configs_received
+                        .last()
+                        .map(|(_, c)| c.clone())
+                        .unwrap_or_default();
+                    self.record.commit = Some(Commit {
+                        at: now,
+                        provisioned,
+                        config,
+                    });
+                }
+                EnrolleeEvent::AttemptFailed(failure) => {
+                    // A new attempt discards any join still in progress.
+                    self.pending_join = None;
+                    self.record.attempt_failures.push((now, failure));
+                }
+            }
+        }
+    }
+}
+
+impl Node for EnrolleeNode {
+    fn addr(&self) -> Addr {
+        self.addr
+    }
+
+    fn channel(&self) -> u8 {
+        self.enrollee.channel()
+    }
+
+    fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
+        self.enrollee.handle_frame(now, src, frame);
+        self.drain_events(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if let Some((at, result)) = self.pending_join
+            && at <= now
+        {
+            self.pending_join = None;
+            self.record.join_results.push((now, result));
+            // WrongState means the attempt already ended (e.g. the configurator aborted).
+            let _ = self.enrollee.report_join(now, result);
+            self.drain_events(now);
+        }
+        if self.enrollee.poll_timeout().is_some_and(|t| t <= now) {
+            self.enrollee.handle_timeout(now);
+            self.drain_events(now);
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.enrollee.poll_transmit()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let join = self.pending_join.map(|(at, _)| at);
+        match (self.enrollee.poll_timeout(), join) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn hears_broadcast(&self) -> bool {
+        self.hears_broadcast
+    }
+
+    fn is_finished(&self) -> bool {
+        self.enrollee.state() == EnrolleeState::Provisioned
+    }
+}
