@@ -56,6 +56,10 @@ impl<'a> BootstrapUri<'a> {
         let mut channels = None;
         loop {
             if let Some(after) = rest.strip_prefix(';') {
+                // The key is the one thing every URI needs: report its absence first.
+                if key.is_none() {
+                    return Err(UriError::MissingKey);
+                }
                 if !after.is_empty() {
                     return Err(UriError::TrailingData);
                 }
