@@ -92,6 +92,11 @@ impl ConfiguratorNode {
         self
     }
 
+    /// Changes the registry delay during a run (see [`ConfiguratorNode::with_registry_delay`]).
+    pub fn set_registry_delay(&mut self, delay_ms: u64) {
+        self.registry_delay_ms = delay_ms;
+    }
+
     /// The allowlist, mutable (add devices during a run).
     pub fn allowlist_mut(&mut self) -> &mut BTreeSet<KeyHash> {
         &mut self.allowlist

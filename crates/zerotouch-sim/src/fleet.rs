@@ -285,7 +285,7 @@ impl Fleet {
                 last_failure: None,
                 last_channel: None,
                 known_unix_time: 0,
-                timing: self.enrollee_timing.unwrap_or_else(interim_timing),
+                timing: self.enrollee_timing.unwrap_or_else(default_timing),
             };
             let rng = ChaCha8Rng::seed_from_u64(master.next_u64());
             let node = EnrolleeNode::new(
@@ -325,7 +325,7 @@ impl Fleet {
                 identities,
                 channel,
                 unix_time: SIM_UNIX_TIME,
-                limits: self.limits.unwrap_or_else(interim_limits),
+                limits: self.limits.unwrap_or_else(default_limits),
             };
             let rng = ChaCha8Rng::seed_from_u64(master.next_u64());
             let node = ConfiguratorNode::new(
@@ -602,8 +602,9 @@ impl fmt::Display for FleetReport {
     }
 }
 
-// INTERIM until zerotouch-proto implements Default for its timers (documented there).
-fn interim_timing() -> EnrolleeTiming {
+/// The enrollee timers a fleet uses unless told otherwise.
+// INTERIM values until zerotouch-proto implements Default for its timers (documented there).
+pub fn default_timing() -> EnrolleeTiming {
     EnrolleeTiming {
         dwell_ms: 150,
         round_pause_initial_ms: 1000,
@@ -614,7 +615,8 @@ fn interim_timing() -> EnrolleeTiming {
     }
 }
 
-fn interim_limits() -> ConfiguratorLimits {
+/// The configurator limits a fleet uses unless told otherwise.
+pub fn default_limits() -> ConfiguratorLimits {
     ConfiguratorLimits {
         max_sessions: 64,
         per_source_burst: 4,

@@ -175,6 +175,9 @@ enum EventKind {
         src: Addr,
         bytes: Arc<[u8]>,
     },
+    /// A delayed injection starts competing for its channel only when its delay has
+    /// passed, so that it does not reserve the channel in advance.
+    Inject(Box<Injection>),
 }
 
 struct Event {
@@ -366,18 +369,20 @@ impl Simulator {
 
     /// Queues a frame from the adversary (or a test) for transmission.
     pub fn inject(&mut self, injection: Injection) {
+        if injection.delay_us > 0 {
+            let at = self.now_us + injection.delay_us;
+            let due = Injection {
+                delay_us: 0,
+                ..injection
+            };
+            self.push(at, EventKind::Inject(Box::new(due)));
+            return;
+        }
         let mut bytes = injection.bytes;
         bytes.truncate(MAX_FRAME);
         self.report.injected += 1;
-        self.start_transmission(
-            None,
-            injection.src,
-            injection.dst,
-            injection.channel,
-            bytes.into(),
-            injection.delay_us,
-            true,
-        );
+        let (src, dst, channel) = (injection.src, injection.dst, injection.channel);
+        self.start_transmission(None, src, dst, channel, bytes.into(), true);
     }
 
     /// Totals so far.
@@ -406,6 +411,7 @@ impl Simulator {
                 }
             }
             EventKind::TxEnd(tx) => self.end_transmission(*tx),
+            EventKind::Inject(injection) => self.inject(*injection),
             EventKind::Deliver { node, src, bytes } => {
                 let now = self.now_ms();
                 let slot = &mut self.slots[node];
@@ -511,15 +517,7 @@ impl Simulator {
         while let Some(transmit) = self.slots[idx].node.poll_transmit() {
             let src = self.slots[idx].addr;
             let bytes: Arc<[u8]> = Arc::from(transmit.frame.as_slice());
-            self.start_transmission(
-                Some(idx),
-                src,
-                transmit.dst,
-                transmit.channel,
-                bytes,
-                0,
-                false,
-            );
+            self.start_transmission(Some(idx), src, transmit.dst, transmit.channel, bytes, false);
         }
 
         let slot = &mut self.slots[idx];
@@ -564,7 +562,6 @@ impl Simulator {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_transmission(
         &mut self,
         sender: Option<usize>,
@@ -572,7 +569,6 @@ impl Simulator {
         dst: Addr,
         channel: u8,
         bytes: Arc<[u8]>,
-        delay_us: u64,
         injected: bool,
     ) {
         if !is_valid_channel(channel) || bytes.len() > MAX_FRAME {
@@ -582,7 +578,7 @@ impl Simulator {
             return;
         }
         let ch = usize::from(channel);
-        let start = (self.now_us + delay_us).max(self.busy_until_us[ch]);
+        let start = self.now_us.max(self.busy_until_us[ch]);
         let occupied = self.radio.channel_time_us(bytes.len(), dst);
         let end = start + self.radio.airtime_us(bytes.len());
         self.busy_until_us[ch] = start + occupied;
@@ -992,6 +988,26 @@ mod tests {
             ),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn a_delayed_injection_does_not_hold_the_channel_before_its_time() {
+        let mut sim = Simulator::new(RadioConfig::default(), 10);
+        let rx = sim.add_node(Box::new(Beacon::listener(9, 1)));
+        sim.inject(Injection {
+            channel: 1,
+            src: addr(66),
+            dst: addr(9),
+            bytes: vec![0; 50],
+            delay_us: 500_000,
+        });
+        sim.add_node(Box::new(Beacon::new(1, 1, addr(9), 1, 10)));
+        sim.run_until(1000);
+        let got = received(&sim, rx);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1, addr(1), "the node's frame goes first, at once");
+        assert!(got[0].0 < 10);
+        assert_eq!(got[1].0, 500 + sim.radio().airtime_us(50) / 1000);
     }
 
     /// A node whose deadline never moves forward: the engine must not spin on it.
