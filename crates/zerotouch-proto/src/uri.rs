@@ -139,7 +139,7 @@ impl core::fmt::Display for BootstrapUri<'_> {
     }
 }
 
-fn check<'v>(value: &'v str, valid: fn(&str) -> bool, err: UriError) -> Result<&'v str, UriError> {
+fn check(value: &str, valid: fn(&str) -> bool, err: UriError) -> Result<&str, UriError> {
     if valid(value) { Ok(value) } else { Err(err) }
 }
 

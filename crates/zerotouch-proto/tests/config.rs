@@ -272,7 +272,10 @@ fn error_messages_are_sentences() {
     }
 }
 
-fn network_strategy() -> impl Strategy<Value = (Vec<u8>, u8, String, Option<[u8; 6]>, Option<u8>)> {
+/// Inputs of a generated network: SSID, kind (open, WPA2, WPA3, raw PSK), passphrase, hints.
+type NetworkSpec = (Vec<u8>, u8, String, Option<[u8; 6]>, Option<u8>);
+
+fn network_strategy() -> impl Strategy<Value = NetworkSpec> {
     (
         proptest::collection::vec(any::<u8>(), 1..=32),
         0u8..4,
@@ -282,7 +285,7 @@ fn network_strategy() -> impl Strategy<Value = (Vec<u8>, u8, String, Option<[u8;
     )
 }
 
-fn to_network<'a>(spec: &'a (Vec<u8>, u8, String, Option<[u8; 6]>, Option<u8>)) -> Network<'a> {
+fn to_network(spec: &NetworkSpec) -> Network<'_> {
     let (ssid, kind, passphrase, bssid, channel) = spec;
     let (security, credential) = match kind {
         0 => (Security::Open, Credential::None),

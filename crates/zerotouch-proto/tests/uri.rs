@@ -345,16 +345,17 @@ fn key_hash_agrees_with_real_wpa_supplicant() {
     assert_dir_gone(&dir);
 }
 
-fn uri_strategy() -> impl Strategy<
-    Value = (
-        u64,
-        bool,
-        Option<[u8; 6]>,
-        Option<String>,
-        Option<u8>,
-        Option<String>,
-    ),
-> {
+/// Inputs of a generated URI: key seed, P-256 (else Ed25519), MAC, info, version, channels.
+type UriSpec = (
+    u64,
+    bool,
+    Option<[u8; 6]>,
+    Option<String>,
+    Option<u8>,
+    Option<String>,
+);
+
+fn uri_strategy() -> impl Strategy<Value = UriSpec> {
     (
         any::<u64>(),
         any::<bool>(),
