@@ -585,11 +585,12 @@ impl fmt::Display for FleetReport {
         )?;
         writeln!(
             f,
-            "on air: {} frames, {} bytes; lost {}, duplicated {}; {} events; virtual time {:.3} s",
+            "on air: {} frames, {} bytes; lost {}, duplicated {}, gave up on busy channel {}; {} events; virtual time {:.3} s",
             self.sim.frames_on_air,
             self.sim.bytes_on_air,
             self.sim.lost,
             self.sim.duplicated,
+            self.sim.access_dropped,
             self.sim.events,
             self.sim.now_us as f64 / 1e6
         )?;

@@ -32,6 +32,10 @@ pub struct RadioConfig {
     pub unicast_ack_us: u64,
     /// Idle time between two frames on one channel (DIFS).
     pub interframe_us: u64,
+    /// Longest a frame waits for a busy channel before the sender's MAC gives up on it
+    /// (the frame is then never on air, as when an ESP-NOW send reports failure). Models a
+    /// saturated medium: without it, a backlog could grow without bound.
+    pub max_access_delay_us: u64,
     /// Impairments for every link without an override.
     pub link: LinkModel,
     /// Keep a copy of every frame on air ([`crate::Simulator::recorder`]). Costs memory
@@ -47,6 +51,7 @@ impl Default for RadioConfig {
             mac_overhead_bytes: ESPNOW_OVERHEAD_BYTES,
             unicast_ack_us: 314,
             interframe_us: 50,
+            max_access_delay_us: 50_000,
             link: LinkModel::default(),
             record_frames: true,
         }

@@ -81,6 +81,8 @@ pub struct NodeAirStats {
     pub frames_received: u64,
     /// Transmissions refused: invalid channel or a frame over 250 bytes.
     pub invalid_transmits: u64,
+    /// Frames given up because the channel stayed busy too long.
+    pub access_dropped: u64,
 }
 
 /// Traffic on one channel.
@@ -117,6 +119,9 @@ pub struct SimReport {
     pub adversary_replaced: u64,
     /// Frames the adversary injected.
     pub injected: u64,
+    /// Frames given up because their channel stayed busy longer than
+    /// [`RadioConfig::max_access_delay_us`].
+    pub access_dropped: u64,
     /// Per channel, index 0 unused.
     pub channels: Vec<ChannelStats>,
     /// Nodes that report [`Node::is_finished`].
@@ -579,6 +584,13 @@ impl Simulator {
         }
         let ch = usize::from(channel);
         let start = self.now_us.max(self.busy_until_us[ch]);
+        if start - self.now_us > self.radio.max_access_delay_us {
+            self.report.access_dropped += 1;
+            if let Some(idx) = sender {
+                self.slots[idx].air.access_dropped += 1;
+            }
+            return;
+        }
         let occupied = self.radio.channel_time_us(bytes.len(), dst);
         let end = start + self.radio.airtime_us(bytes.len());
         self.busy_until_us[ch] = start + occupied;
@@ -1008,6 +1020,28 @@ mod tests {
         assert_eq!(got[0].1, addr(1), "the node's frame goes first, at once");
         assert!(got[0].0 < 10);
         assert_eq!(got[1].0, 500 + sim.radio().airtime_us(50) / 1000);
+    }
+
+    #[test]
+    fn a_saturated_channel_drops_what_cannot_get_on_air_in_time() {
+        let radio = RadioConfig {
+            max_access_delay_us: 10_000,
+            ..RadioConfig::default()
+        };
+        let mut sim = Simulator::new(radio, 11);
+        let rx = sim.add_node(Box::new(Beacon::listener(9, 1)));
+        // 40 senders at once; each frame takes ~1.6 ms of channel time.
+        for id in 1..=40 {
+            sim.add_node(Box::new(Beacon::new(id, 1, addr(9), 1, 10)));
+        }
+        sim.run_until(1000);
+        let report = sim.report();
+        let got = received(&sim, rx).len() as u64;
+        assert_eq!(got + report.access_dropped, 40);
+        assert!(
+            (6..=8).contains(&got),
+            "about 10 ms worth of frames got through: {got}"
+        );
     }
 
     /// A node whose deadline never moves forward: the engine must not spin on it.
