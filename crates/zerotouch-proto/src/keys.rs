@@ -415,3 +415,34 @@ impl core::fmt::Debug for SigningIdentity {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_lengths_must_be_minimal_and_present() {
+        assert_eq!(
+            der_tlv(&[0x30, 0x01, 0xaa]),
+            Ok((0x30, &[0xaa][..], &[][..]))
+        );
+        assert_eq!(der_tlv(&[0x30, 0x02, 0xaa]), Err(KeyError::BadSpki));
+        assert_eq!(der_tlv(&[0x30]), Err(KeyError::BadSpki));
+        // 0x81 with a length below 0x80 is BER, not DER.
+        assert_eq!(der_tlv(&[0x30, 0x81, 0x01, 0xaa]), Err(KeyError::BadSpki));
+        let long = [&[0x04, 0x81, 0x80][..], &[0u8; 0x80]].concat();
+        assert!(matches!(der_tlv(&long), Ok((0x04, body, [])) if body.len() == 0x80));
+        assert_eq!(der_tlv(&[0x30, 0x82, 0x00, 0x80]), Err(KeyError::BadSpki));
+        assert_eq!(der_tlv(&[0x30, 0x80]), Err(KeyError::BadSpki)); // indefinite length
+    }
+
+    #[test]
+    fn hex_decoding() {
+        let mut out = [0u8; 2];
+        assert_eq!(decode_hex(b"0aFf", &mut out), Some(()));
+        assert_eq!(out, [0x0a, 0xff]);
+        assert_eq!(decode_hex(b"0aF", &mut out), None);
+        assert_eq!(decode_hex(b"0aFg", &mut out), None);
+        assert_eq!(decode_hex(b"0aFf00", &mut out), None);
+    }
+}

@@ -5,7 +5,8 @@
 //! Parsing: after `DPP:` come fields `X:value;` in any order (X an upper-case letter), then
 //! one more `;`. `K` is mandatory; unknown fields are ignored; a field given twice is an error.
 //! `K` is standard base64 (with padding) of a DER SubjectPublicKeyInfo: P-256 (what DPP uses)
-//! or Ed25519. Writing emits the present fields in the order `V C M H I K`.
+//! or Ed25519. `H:` (host) is checked but not kept. Writing emits the present fields in the
+//! order `V C M I K`, with the MAC in lower case.
 
 use base64ct::{Base64, Encoding};
 
@@ -194,4 +195,30 @@ fn is_channel_list(value: &str) -> bool {
         }
     }
     have_class
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_lists() {
+        for good in ["81/1", "81/1,6,11", "81/1,115/36", "1/2,3/4,5"] {
+            assert!(is_channel_list(good), "{good}");
+        }
+        for bad in [
+            "", "1", "81/", "/1", "81/1,", ",81/1", "81/1/2", "1000/1", "81/1a", "81/-1",
+        ] {
+            assert!(!is_channel_list(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("0"), Ok(0));
+        assert_eq!(parse_version("255"), Ok(255));
+        for bad in ["", "256", "-1", "+1", "1000", "2 "] {
+            assert_eq!(parse_version(bad), Err(UriError::BadVersion), "{bad}");
+        }
+    }
 }

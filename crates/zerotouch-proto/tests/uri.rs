@@ -213,10 +213,15 @@ impl WpaSupplicant {
                 "wpa_supplicant must be installed for this test (`apt-get install wpasupplicant`); \
                  it checks our key hash against the real DPP implementation",
             );
-        let supplicant = Self { child, dir };
+        let mut supplicant = Self { child, dir };
         // Wait for the control socket (a startup deadline, not a timing assertion).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !supplicant.socket().exists() {
+            if let Ok(Some(status)) = supplicant.child.try_wait() {
+                panic!(
+                    "wpa_supplicant exited ({status}) before opening its control socket; it needs root"
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "wpa_supplicant did not open its control socket (it needs root)"
