@@ -49,3 +49,25 @@ impl SuiteId {
         }
     }
 }
+
+impl core::fmt::Display for SuiteId {
+    /// [`SuiteId::name`].
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_round_trip() {
+        for suite in SuiteId::ALL {
+            assert_eq!(SuiteId::from_u8(suite as u8), Some(suite));
+            assert_eq!(SuiteId::from_name(suite.name()), Some(suite));
+        }
+        assert_eq!(SuiteId::from_u8(0), None);
+        assert_eq!(SuiteId::from_name("P256"), None);
+    }
+}
