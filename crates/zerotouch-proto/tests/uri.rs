@@ -16,7 +16,7 @@ use zerotouch_proto::suite::SuiteId;
 use zerotouch_proto::uri::BootstrapUri;
 
 /// From hostap `tests/hwsim/test_dpp.py`, `test_dpp_qr_code_parsing` (the list of URIs it
-/// expects wpa_supplicant to accept, around line 60).
+/// expects wpa_supplicant to accept, near line 70 of current hostap main).
 const HOSTAP_URI_WITH_INFO: &str = "DPP:I:SN=4774LH2b4044;M:010203040506;K:MDkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDIgADURzxmttZoIRIPWGoQMV00XHWCAQIhXruVWOz0NjlkIA=;;";
 /// The `pkhash` wpa_supplicant v2.10 (Debian 12) prints for it: `wpa_cli dpp_qr_code <URI>`
 /// then `wpa_cli dpp_bootstrap_info <id>`. Also equal to `base64 -d | sha256sum` of `K:`.
