@@ -13,6 +13,21 @@
 //!
 //! Everything random comes from the seed: two runs with the same seed and configuration
 //! produce identical reports.
+//!
+//! ```
+//! use zerotouch_sim::Fleet;
+//!
+//! // Five devices, four of them allowlisted, 10 % loss (5 % duplication and reordering).
+//! let mut run = Fleet::new(1).devices(5).allowlisted(4).lossy(0.1).build()?;
+//! let report = run.run(600_000); // virtual milliseconds
+//! assert_eq!(report.provisioned, 4);
+//! assert_eq!(report.wrongly_provisioned, 0);
+//! println!("{report}");
+//! # Ok::<(), zerotouch_sim::fleet::FleetError>(())
+//! ```
+//!
+//! Other drivers plug in their own nodes: anything that implements [`Node`] can be added
+//! with [`Simulator::add_node`] next to (or instead of) the adapters here.
 
 pub mod adversary;
 pub mod configurator_node;
@@ -24,6 +39,6 @@ pub mod sim;
 pub use adversary::{Adversary, AirFrame, Injection, Verdict};
 pub use configurator_node::{ConfiguratorNode, DeviceLog};
 pub use enrollee_node::{ApModel, ApSecret, Commit, EnrolleeNode, EnrolleeRecord};
-pub use fleet::{DeviceReport, Fleet, FleetReport, FleetRun, SuiteChoice};
+pub use fleet::{DeviceReport, Fleet, FleetError, FleetReport, FleetRun, SuiteChoice};
 pub use radio::{LinkModel, RadioConfig};
 pub use sim::{ChannelStats, Node, NodeAirStats, NodeId, Progress, Recorded, SimReport, Simulator};
