@@ -656,10 +656,10 @@ impl Deduplicator {
         if self.seen.contains(&key) {
             return true;
         }
-        if self.window.len() == self.capacity {
-            if let Some(oldest) = self.window.pop_front() {
-                self.seen.remove(&oldest);
-            }
+        if self.window.len() == self.capacity
+            && let Some(oldest) = self.window.pop_front()
+        {
+            self.seen.remove(&oldest);
         }
         self.window.push_back(key);
         self.seen.insert(key);
