@@ -285,30 +285,18 @@ impl UdpLink {
         frame: &[u8],
         out: &mut [u8; MAX_DATAGRAM],
     ) -> io::Result<usize> {
-        if frame.len() > MAX_FRAME {
-            return Err(LinkError::FrameTooLong { len: frame.len() }.into());
-        }
-        let channel = check_channel(channel)?;
         let mut random = [0u8; 4];
         getrandom::fill(&mut random)
             .map_err(|error| io::Error::other(format!("no OS randomness: {error}")))?;
-        let repr = EspNowRepr {
-            retry: false,
-            duration: 0,
-            dst,
+        let sequence_number = self.sequence.fetch_add(1, Ordering::Relaxed) & 0x0fff;
+        let header = DatagramHeader {
             src: self.mac,
-            addr3: Addr::BROADCAST,
-            sequence_number: self.sequence.fetch_add(1, Ordering::Relaxed) & 0x0fff,
+            dst,
+            channel,
+            sequence_number,
             random,
-            version: espnow::ESPNOW_VERSION_1,
-            body: frame,
         };
-        out[..4].copy_from_slice(&MAGIC);
-        out[4] = channel;
-        let frame_len = repr
-            .emit(&mut out[DATAGRAM_HEADER_LEN..], true)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
-        Ok(DATAGRAM_HEADER_LEN + frame_len)
+        Ok(encode_datagram(&header, frame, out)?)
     }
 
     /// Sends raw bytes to the link's group, bypassing the codec. For tests and tools that
@@ -350,6 +338,53 @@ impl UdpLink {
         }
         Some(frame)
     }
+}
+
+/// Everything in a link datagram besides the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramHeader {
+    /// Sender's MAC (addr2).
+    pub src: Addr,
+    /// Destination MAC or broadcast (addr1).
+    pub dst: Addr,
+    /// Channel the frame is sent on (1..=14).
+    pub channel: u8,
+    /// 802.11 sequence number (12 bits used).
+    pub sequence_number: u16,
+    /// ESP-NOW random bytes.
+    pub random: [u8; 4],
+}
+
+/// Encodes one link datagram (`MAGIC`, channel, ESP-NOW frame with FCS, addr3 broadcast
+/// as ESP32s send) into `out` and returns its length. What [`UdpLink::send_to`] sends;
+/// public for tools that write captures or inject traffic.
+pub fn encode_datagram(
+    header: &DatagramHeader,
+    frame: &[u8],
+    out: &mut [u8; MAX_DATAGRAM],
+) -> Result<usize, LinkError> {
+    if frame.len() > MAX_FRAME {
+        return Err(LinkError::FrameTooLong { len: frame.len() });
+    }
+    let channel = check_channel(header.channel)?;
+    let repr = EspNowRepr {
+        retry: false,
+        duration: 0,
+        dst: header.dst,
+        src: header.src,
+        addr3: Addr::BROADCAST,
+        sequence_number: header.sequence_number & 0x0fff,
+        random: header.random,
+        version: espnow::ESPNOW_VERSION_1,
+        body: frame,
+    };
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = channel;
+    // Cannot fail: the body is at most 250 bytes and `out` holds the largest frame.
+    let frame_len = repr
+        .emit(&mut out[DATAGRAM_HEADER_LEN..], true)
+        .map_err(|_| LinkError::FrameTooLong { len: frame.len() })?;
+    Ok(DATAGRAM_HEADER_LEN + frame_len)
 }
 
 /// Parses one link datagram (`MAGIC`, channel, ESP-NOW frame with a valid FCS), without

@@ -12,6 +12,7 @@ use pcap_file::DataLink;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use zerotouch_link::espnow::{self, EspNowRepr};
 use zerotouch_link::radiotap::{self, Radiotap};
+use zerotouch_link::udp::{self, DatagramHeader};
 use zerotouch_proto::Addr;
 
 const SENDER: Addr = Addr([0x02, 0x5a, 0x54, 0x00, 0x00, 0x01]);
@@ -82,6 +83,28 @@ fn tshark_dissects_our_frames_as_espressif_vendor_action_frames() {
         version: espnow::ESPNOW_VERSION_1,
         body: b"zerotouch",
     };
+    // A datagram of the UDP link carries exactly such a frame after its 5-byte header.
+    let mut datagram = [0u8; udp::MAX_DATAGRAM];
+    let link_header = DatagramHeader {
+        src: SENDER,
+        dst: RECEIVER,
+        channel: 6,
+        sequence_number: 7,
+        random: [5, 6, 7, 8],
+    };
+    let datagram_len =
+        udp::encode_datagram(&link_header, b"via udp", &mut datagram).expect("encode");
+    let link_frame = &datagram[udp::DATAGRAM_HEADER_LEN..datagram_len];
+    let mut link_packet = vec![0u8; 9];
+    let radiotap_len = Radiotap {
+        flags: Some(radiotap::FLAG_FCS),
+        ..Radiotap::default()
+    }
+    .emit(&mut link_packet)
+    .expect("radiotap");
+    assert_eq!(radiotap_len, 9);
+    link_packet.extend_from_slice(link_frame);
+
     let mut corrupted = packet(&unicast);
     let last = corrupted.len() - 1;
     corrupted[last] ^= 0xff;
@@ -94,7 +117,7 @@ fn tshark_dissects_our_frames_as_espressif_vendor_action_frames() {
         ..PcapHeader::default()
     };
     let mut writer = PcapWriter::with_header(file, header).expect("pcap writer");
-    for (i, data) in [packet(&broadcast), packet(&unicast), corrupted]
+    for (i, data) in [packet(&broadcast), packet(&unicast), corrupted, link_packet]
         .iter()
         .enumerate()
     {
@@ -146,12 +169,13 @@ fn tshark_dissects_our_frames_as_espressif_vendor_action_frames() {
         .lines()
         .map(|line| line.split('|').collect())
         .collect();
-    assert_eq!(rows.len(), 3, "tshark output:\n{stdout}");
+    assert_eq!(rows.len(), 4, "tshark output:\n{stdout}");
 
     let espressif_oui = (0x18fe34u32).to_string();
     let broadcast_data = format!("01020304ddff18fe340401{}", hex(&broadcast_body));
     let unicast_data = format!("deadbeefdd0e18fe340401{}", hex(b"zerotouch"));
-    let expected: [[&str; 11]; 3] = [
+    let link_data = format!("05060708dd0c18fe340401{}", hex(b"via udp"));
+    let expected: [[&str; 11]; 4] = [
         [
             "0x000d",
             "127",
@@ -191,6 +215,19 @@ fn tshark_dissects_our_frames_as_espressif_vendor_action_frames() {
             "314",
             "0",
             &unicast_data,
+        ],
+        [
+            "0x000d",
+            "127",
+            &espressif_oui,
+            "02:5a:54:00:00:02",
+            "02:5a:54:00:00:01",
+            "ff:ff:ff:ff:ff:ff",
+            "7",
+            "0",
+            "0",
+            "1",
+            &link_data,
         ],
     ];
     for (row, want) in rows.iter().zip(expected) {
