@@ -123,7 +123,9 @@ impl Fleet {
         self
     }
 
-    /// One configurator per entry, on that channel.
+    /// One configurator per entry, on that channel. An empty list builds none: the caller
+    /// adds its own configurator node (e.g. one backed by a real registry) and reads the
+    /// device keys from [`FleetRun::keys`].
     pub fn configurators_on(mut self, channels: &[u8]) -> Self {
         self.configurator_channels = channels.to_vec();
         self
@@ -219,11 +221,6 @@ impl Fleet {
 
     /// Builds the simulation: keys, certificates, configuration objects, nodes.
     pub fn build(&self) -> Result<FleetRun, FleetError> {
-        if self.configurator_channels.is_empty() {
-            return Err(FleetError::BadParameter(
-                "at least one configurator channel is needed",
-            ));
-        }
         if !self
             .configurator_channels
             .iter()
@@ -256,7 +253,9 @@ impl Fleet {
         let ap = ApModel::wpa2(&self.ssid, &self.passphrase, self.ap_channel);
 
         // Enrollees: identity keys first (the allowlists need their hashes).
-        let k = self.configurator_channels.len();
+        // With no configurators (a caller adds its own), the allowlist still says which
+        // devices count as permitted in the report.
+        let k = self.configurator_channels.len().max(1);
         let mut allowlists = vec![BTreeSet::new(); k];
         let mut enrollees = Vec::with_capacity(self.devices);
         let mut keys = Vec::with_capacity(self.devices);
@@ -274,19 +273,11 @@ impl Fleet {
                     allowlists[index % k].insert(key);
                 }
             }
-            let mut pinned_owners = heapless::Vec::new();
-            if self.pin_owner {
-                let _ = pinned_owners.push(owner_public(suite));
+            let pinned = self.pin_owner.then(|| owner_public(suite));
+            let mut settings = new_device_settings(identity, pinned);
+            if let Some(timing) = self.enrollee_timing {
+                settings.timing = timing;
             }
-            let settings = EnrolleeSettings {
-                identity,
-                pinned_owners,
-                mode: AnnounceMode::New,
-                last_failure: None,
-                last_channel: None,
-                known_unix_time: 0,
-                timing: self.enrollee_timing.unwrap_or_else(default_timing),
-            };
             let rng = ChaCha8Rng::seed_from_u64(master.next_u64());
             let node = EnrolleeNode::new(
                 Self::enrollee_addr(index),
@@ -600,6 +591,28 @@ impl fmt::Display for FleetReport {
             .map(|(ch, u)| format!("ch{ch} {:.1} %", u * 100.0))
             .collect();
         writeln!(f, "airtime utilisation: {}", util.join(", "))
+    }
+}
+
+/// Settings of a factory-fresh device: never provisioned, no failure, no known time or
+/// channel; `pinned_owner` pinned if given (otherwise trust on first use).
+pub fn new_device_settings(
+    identity: SigningIdentity,
+    pinned_owner: Option<PublicKey>,
+) -> EnrolleeSettings {
+    let mut pinned_owners = heapless::Vec::new();
+    if let Some(owner) = pinned_owner {
+        // The capacity is at least one: this cannot fail.
+        let _ = pinned_owners.push(owner);
+    }
+    EnrolleeSettings {
+        identity,
+        pinned_owners,
+        mode: AnnounceMode::New,
+        last_failure: None,
+        last_channel: None,
+        known_unix_time: 0,
+        timing: default_timing(),
     }
 }
 
