@@ -5,9 +5,22 @@
 //! allowlist check (one SHA-256 and one lookup) before any public-key operation. Uses `alloc`
 //! for session storage (the configurator runs on a host or a large MCU).
 
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+
+use heapless::Vec;
+
 use crate::cert::ConfiguratorCert;
-use crate::keys::{KeyHash, SigningIdentity};
+use crate::channel::{Channel, ChannelTiming};
+use crate::config::{ConfigView, MAX_CONFIG_LEN};
+use crate::crypto::{AeadKey, EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, Prk, sha256};
+use crate::enrollee::{MSG_ABORT, MSG_CONFIG, MSG_STATUS};
+use crate::keys::{KeyHash, PublicKey, SigningIdentity};
 use crate::status::{AnnounceMode, FailureReason};
+use crate::suite::SuiteId;
+use crate::wire::{
+    self, CHALLENGE_NONCE_LEN, FLAG_COMPLETE, FrameType, Header, RESPONSE_LEN, SIGNATURE_LEN,
+};
 use crate::{Addr, Error, Instant, Transmit};
 
 /// Answers "may this key be provisioned?". Must be cheap: it runs for every announcement,
@@ -166,45 +179,621 @@ pub struct ConfiguratorStats {
     pub dropped: u64,
 }
 
+impl Default for ConfiguratorLimits {
+    /// PROTOCOL.md §9.3: 128 sessions; 4 announcements per source per second; RTO 200 ms
+    /// doubling to 3.2 s; 6 retries; 30 s session timeout.
+    fn default() -> Self {
+        ConfiguratorLimits {
+            max_sessions: 128,
+            per_source_burst: 4,
+            rate_window_ms: 1_000,
+            rto_initial_ms: 200,
+            rto_max_ms: 3_200,
+            max_retries: 6,
+            session_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Entries in the per-source rate-limit table (oldest evicted beyond it).
+pub const RATE_TABLE_CAP: usize = 1024;
+/// Entries in the "not allowed" report table (oldest evicted beyond it).
+pub const NOT_ALLOWED_TABLE_CAP: usize = 1024;
+/// A key not on the allowlist is reported at most once per this period.
+pub const NOT_ALLOWED_REPORT_MS: u64 = 60_000;
+/// How long a finished session stays to re-acknowledge duplicate join reports.
+pub const LINGER_MS: u64 = 10_000;
+/// Abort reason: the device was revoked.
+pub const ABORT_REVOKED: u8 = 1;
+/// Abort reason: the driver declined.
+pub const ABORT_DECLINED: u8 = 2;
+
+/// SPKI prefix of an Ed25519 key (RFC 8410), for the key hash.
+const SPKI_ED25519: &[u8] = &[
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+/// SPKI prefix of a compressed P-256 key (as DPP).
+const SPKI_P256: &[u8] = &[
+    0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x22, 0x00,
+];
+
+/// Key hash of wire-encoded key bytes without decoding the point: one SHA-256. Equal to
+/// [`PublicKey::key_hash`] for valid keys.
+pub fn wire_key_hash(suite: SuiteId, key: &[u8]) -> KeyHash {
+    let prefix = match suite {
+        SuiteId::Ed25519 => SPKI_ED25519,
+        SuiteId::P256 => SPKI_P256,
+    };
+    KeyHash(sha256(&[prefix, key]))
+}
+
+const TX_CAPACITY: usize = 1 + MAX_PUBLIC_LEN + MAX_CONFIG_LEN;
+type SessionChannel = Channel<8, TX_CAPACITY>;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Challenged,
+    AwaitingConfig,
+    Delivering,
+    AwaitingStatus,
+    StatusReported,
+    Linger,
+    Aborting,
+}
+
+struct Session {
+    key: KeyHash,
+    peer: Addr,
+    suite: SuiteId,
+    identity: PublicKey,
+    announce: Vec<u8, { 6 + 2 * MAX_PUBLIC_LEN }>,
+    challenge: Vec<u8, { 181 + 2 * MAX_PUBLIC_LEN }>,
+    response: Vec<u8, RESPONSE_LEN>,
+    prk: Prk,
+    hs_e: AeadKey,
+    channel: Option<Box<SessionChannel>>,
+    phase: Phase,
+    deadline: Instant,
+    challenge_rto: u64,
+    challenge_retries: u8,
+}
+
 /// The configurator state machine.
 pub struct Configurator<R> {
-    _rng: R,
-    _settings: ConfiguratorSettings,
+    rng: R,
+    settings: ConfiguratorSettings,
+    now: Instant,
+    sessions: BTreeMap<u32, Session>,
+    by_key: BTreeMap<KeyHash, u32>,
+    rate: BTreeMap<Addr, (Instant, u16)>,
+    not_allowed: BTreeMap<KeyHash, Instant>,
+    tx: VecDeque<Transmit>,
+    events: VecDeque<ConfiguratorEvent>,
+    stats: ConfiguratorStats,
+}
+
+/// Removes the entry with the oldest timestamp (bounded tables).
+fn evict_oldest<K: Ord + Copy, V>(map: &mut BTreeMap<K, V>, stamp: impl Fn(&V) -> Instant) {
+    if let Some(k) = map.iter().min_by_key(|(_, v)| stamp(v)).map(|(k, _)| *k) {
+        map.remove(&k);
+    }
 }
 
 impl<R: rand_core::CryptoRng> Configurator<R> {
     /// Creates a configurator.
     pub fn new(settings: ConfiguratorSettings, rng: R) -> Self {
-        Self { _rng: rng, _settings: settings }
+        Configurator {
+            rng,
+            settings,
+            now: 0,
+            sessions: BTreeMap::new(),
+            by_key: BTreeMap::new(),
+            rate: BTreeMap::new(),
+            not_allowed: BTreeMap::new(),
+            tx: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: ConfiguratorStats::default(),
+        }
+    }
+
+    fn channel_timing(&self) -> ChannelTiming {
+        let l = self.settings.limits;
+        ChannelTiming {
+            rto_initial_ms: l.rto_initial_ms,
+            rto_max_ms: l.rto_max_ms,
+            max_retries: l.max_retries,
+            ack_delay_ms: 0,
+        }
+    }
+
+    fn queue(&mut self, dst: Addr, frame: &[u8], retransmission: bool) {
+        let Ok(frame) = Vec::from_slice(frame) else {
+            return;
+        };
+        if retransmission {
+            self.stats.retransmissions += 1;
+        }
+        self.tx.push_back(Transmit {
+            dst,
+            channel: self.settings.channel,
+            frame,
+        });
     }
 
     /// Handles a received frame. Never panics; bad frames are counted and dropped.
-    pub fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8], allowlist: &impl Allowlist) {
-        todo!("{now} {src} {frame:?} {}", allowlist.is_allowed(&KeyHash([0; 32])))
+    pub fn handle_frame(
+        &mut self,
+        now: Instant,
+        src: Addr,
+        frame: &[u8],
+        allowlist: &impl Allowlist,
+    ) {
+        self.now = now;
+        let accepted = match Header::parse(frame) {
+            Ok(h) => match h.frame_type {
+                FrameType::Announce => {
+                    self.on_announce(now, src, frame, allowlist);
+                    return;
+                }
+                FrameType::Response => self.on_response(now, frame),
+                FrameType::Data => self.on_data(now, frame),
+                FrameType::Ack => self.on_ack(now, frame),
+                FrameType::Challenge => false,
+            },
+            Err(_) => false,
+        };
+        if !accepted {
+            self.stats.dropped += 1;
+        }
+    }
+
+    fn rate_limited(&mut self, now: Instant, src: Addr) -> bool {
+        let limits = self.settings.limits;
+        if !self.rate.contains_key(&src) && self.rate.len() >= RATE_TABLE_CAP {
+            evict_oldest(&mut self.rate, |v| v.0);
+        }
+        let entry = self.rate.entry(src).or_insert((now, 0));
+        if now >= entry.0 + limits.rate_window_ms {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        entry.1 > limits.per_source_burst
+    }
+
+    fn on_announce(&mut self, now: Instant, src: Addr, frame: &[u8], allowlist: &impl Allowlist) {
+        let Ok(view) = wire::Announce::new_checked(frame) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let suite = view.suite();
+        let Some(id_index) = self
+            .settings
+            .identities
+            .iter()
+            .position(|i| i.identity.suite() == suite)
+        else {
+            self.stats.dropped += 1;
+            return;
+        };
+        if self.rate_limited(now, src) {
+            self.stats.rate_limited += 1;
+            return;
+        }
+        // One SHA-256 and one lookup, before any public-key operation.
+        let key = wire_key_hash(suite, view.identity());
+        if !allowlist.is_allowed(&key) {
+            self.stats.not_allowed += 1;
+            let report = self
+                .not_allowed
+                .get(&key)
+                .is_none_or(|t| now >= t + NOT_ALLOWED_REPORT_MS);
+            if report {
+                if !self.not_allowed.contains_key(&key)
+                    && self.not_allowed.len() >= NOT_ALLOWED_TABLE_CAP
+                {
+                    evict_oldest(&mut self.not_allowed, |t| *t);
+                }
+                self.not_allowed.insert(key, now);
+                self.events
+                    .push_back(ConfiguratorEvent::NotAllowed { key, src });
+            }
+            return;
+        }
+        if let Some(sid) = self.by_key.get(&key).copied() {
+            if let Some(s) = self.sessions.get(&sid)
+                && s.phase == Phase::Challenged
+                && s.announce.as_slice() == frame
+            {
+                // Same attempt: our Challenge was lost. Resend it identically.
+                let (peer, challenge) = (src, s.challenge.clone());
+                self.queue(peer, &challenge, true);
+            } else {
+                self.stats.dropped += 1;
+            }
+            return;
+        }
+        if self.sessions.len() >= self.settings.limits.max_sessions {
+            self.stats.busy += 1;
+            return;
+        }
+        if self.start_session(now, src, key, id_index, frame).is_none() {
+            self.stats.dropped += 1;
+            return;
+        }
+        self.events.push_back(ConfiguratorEvent::Announced {
+            key,
+            src,
+            mode: view.mode(),
+            last_failure: view.last_failure(),
+        });
+    }
+
+    fn fresh_sid(&mut self) -> u32 {
+        loop {
+            let sid = self.rng.next_u32();
+            if sid != 0 && !self.sessions.contains_key(&sid) {
+                return sid;
+            }
+        }
+    }
+
+    fn start_session(
+        &mut self,
+        now: Instant,
+        src: Addr,
+        key: KeyHash,
+        id_index: usize,
+        announce: &[u8],
+    ) -> Option<()> {
+        let view = wire::Announce::new_checked(announce).ok()?;
+        let suite = view.suite();
+        let identity = PublicKey::from_wire(suite, view.identity()).ok()?;
+        let ephemeral = EphemeralSecret::generate(suite, &mut self.rng);
+        let ss = ephemeral.agree(view.ephemeral()).ok()?;
+        let sid = self.fresh_sid();
+        let mut nonce = [0u8; CHALLENGE_NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        let me = self.settings.identities.get(id_index)?;
+        let cert = me.cert.to_bytes();
+        let repr = wire::ChallengeRepr {
+            suite,
+            sid,
+            nonce,
+            ephemeral: ephemeral.public(),
+            unix_time: self.settings.unix_time,
+        };
+        let mut buf = [0u8; 181 + 2 * MAX_PUBLIC_LEN];
+        let clear = wire::challenge_clear_len(suite);
+        // Write CH_clear first (the signature covers it), then the signature.
+        let len = repr.emit_plain(&mut buf, &cert, &[0; SIGNATURE_LEN]).ok()?;
+        let sig_c = me.identity.sign(&crate::crypto::schedule::c_sig_message(
+            announce,
+            &buf[..clear],
+            &cert,
+        ));
+        let len2 = repr.emit_plain(&mut buf, &cert, &sig_c).ok()?;
+        debug_assert_eq!(len, len2);
+        let keys = crate::crypto::schedule::handshake_keys(suite, &ss, announce, &buf[..clear]);
+        let n = keys.c.nonce(NONCE_KIND_DATA, 0);
+        let (aad, body) = buf.split_at_mut(clear);
+        let tag = keys.c.seal(&n, aad, &mut body[..len - clear - 16]).ok()?;
+        buf[len - 16..len].copy_from_slice(&tag);
+        let limits = self.settings.limits;
+        let session = Session {
+            key,
+            peer: src,
+            suite,
+            identity,
+            announce: Vec::from_slice(announce).ok()?,
+            challenge: Vec::from_slice(&buf[..len]).ok()?,
+            response: Vec::new(),
+            prk: keys.prk,
+            hs_e: keys.e,
+            channel: None,
+            phase: Phase::Challenged,
+            deadline: now + limits.rto_initial_ms,
+            challenge_rto: limits.rto_initial_ms,
+            challenge_retries: 0,
+        };
+        self.sessions.insert(sid, session);
+        self.by_key.insert(key, sid);
+        self.queue(src, &buf[..len], false);
+        Some(())
+    }
+
+    fn frame_sid(frame: &[u8]) -> Option<u32> {
+        frame
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn on_response(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let Ok(view) = wire::Response::new_checked(frame) else {
+            return false;
+        };
+        let sid = view.sid();
+        let timing = self.channel_timing();
+        let timeout = self.settings.limits.session_timeout_ms;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        if view.suite() != s.suite {
+            return false;
+        }
+        if s.phase != Phase::Challenged {
+            // A duplicate of the accepted Response: the enrollee missed our progress.
+            // An authenticated Ack tells it the handshake is done.
+            if s.response.as_slice() == frame
+                && let Some(ch) = s.channel.as_mut()
+                && let Ok(ack) = ch.force_ack(now, 0)
+            {
+                let peer = s.peer;
+                self.queue(peer, &ack, false);
+                return true;
+            }
+            return false;
+        }
+        let mut sig = [0u8; SIGNATURE_LEN];
+        sig.copy_from_slice(view.ciphertext());
+        let n = s.hs_e.nonce(NONCE_KIND_DATA, 0);
+        if s.hs_e.open(&n, view.aad(), &mut sig, &view.tag()).is_err() {
+            return false; // unauthenticated: must not end the session
+        }
+        let msg = crate::crypto::schedule::e_sig_message(&s.announce, &s.challenge);
+        let key = s.key;
+        if s.identity.verify(&msg, &sig).is_err() {
+            self.end_session(sid, Some(SessionFailure::BadProof));
+            return true;
+        }
+        let (k_c, k_e) =
+            crate::crypto::schedule::app_keys(s.suite, &s.prk, &s.announce, &s.challenge, frame);
+        let mut channel = Box::new(SessionChannel::new(s.suite, sid, k_c, k_e, timing));
+        channel.set_auto_ack(false);
+        s.channel = Some(channel);
+        s.response = Vec::from_slice(frame).unwrap_or_default();
+        s.phase = Phase::AwaitingConfig;
+        s.deadline = now + timeout;
+        let src = s.peer;
+        self.events.push_back(ConfiguratorEvent::Authenticated {
+            session: SessionId(sid),
+            key,
+            src,
+        });
+        true
+    }
+
+    fn on_data(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let Some(sid) = Self::frame_sid(frame) else {
+            return false;
+        };
+        let timeout = self.settings.limits.session_timeout_ms;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        let Some(ch) = s.channel.as_mut() else {
+            return false;
+        };
+        let Ok(outcome) = ch.handle_data(now, frame) else {
+            return false;
+        };
+        let key = s.key;
+        let delivered = s.phase == Phase::Delivering && ch.tx_idle();
+        if delivered {
+            s.phase = Phase::AwaitingStatus;
+            s.deadline = now + timeout;
+            self.events.push_back(ConfiguratorEvent::ConfigDelivered {
+                session: SessionId(sid),
+                key,
+            });
+        }
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return true;
+        };
+        let Some(ch) = s.channel.as_mut() else {
+            return true;
+        };
+        if outcome.duplicate && s.phase == Phase::Linger {
+            // The enrollee missed our COMPLETE: re-acknowledge (idempotent).
+            if let Ok(ack) = ch.force_ack(now, FLAG_COMPLETE) {
+                let peer = s.peer;
+                self.queue(peer, &ack, true);
+            }
+            return true;
+        }
+        if outcome.message_complete && s.phase == Phase::AwaitingStatus {
+            let result = match ch.message() {
+                Some([MSG_STATUS, 0]) => Ok(()),
+                Some([MSG_STATUS, code]) => {
+                    Err(FailureReason::from_u8(*code).unwrap_or(FailureReason::Other))
+                }
+                _ => return true,
+            };
+            s.phase = Phase::StatusReported;
+            s.deadline = now + timeout;
+            self.events.push_back(ConfiguratorEvent::JoinReported {
+                session: SessionId(sid),
+                key,
+                result,
+            });
+        }
+        true
+    }
+
+    fn on_ack(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let Some(sid) = Self::frame_sid(frame) else {
+            return false;
+        };
+        let timeout = self.settings.limits.session_timeout_ms;
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return false;
+        };
+        let Some(ch) = s.channel.as_mut() else {
+            return false;
+        };
+        if ch.handle_ack(now, frame).is_err() {
+            return false;
+        }
+        if ch.tx_idle() {
+            match s.phase {
+                Phase::Delivering => {
+                    s.phase = Phase::AwaitingStatus;
+                    s.deadline = now + timeout;
+                    let key = s.key;
+                    self.events.push_back(ConfiguratorEvent::ConfigDelivered {
+                        session: SessionId(sid),
+                        key,
+                    });
+                }
+                Phase::Aborting => self.end_session(sid, None),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    /// Removes a session (zeroizing its keys), optionally reporting why it failed.
+    fn end_session(&mut self, sid: u32, failure: Option<SessionFailure>) {
+        if let Some(s) = self.sessions.remove(&sid) {
+            if self.by_key.get(&s.key) == Some(&sid) {
+                self.by_key.remove(&s.key);
+            }
+            if let Some(reason) = failure {
+                self.events.push_back(ConfiguratorEvent::SessionFailed {
+                    session: SessionId(sid),
+                    key: s.key,
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Sends an Abort message (when a channel exists and is free) and reports the failure.
+    fn abort(&mut self, now: Instant, sid: u32, reason: SessionFailure, code: u8) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let key = s.key;
+        let sent = match s.channel.as_mut() {
+            Some(ch) if ch.tx_idle() => ch.send(now, &[MSG_ABORT, code]).is_ok(),
+            _ => false,
+        };
+        if sent {
+            // Keep the session only to deliver the Abort; the key may start over at once.
+            s.phase = Phase::Aborting;
+            s.deadline = now + self.settings.limits.session_timeout_ms;
+            if self.by_key.get(&key) == Some(&sid) {
+                self.by_key.remove(&key);
+            }
+            self.events.push_back(ConfiguratorEvent::SessionFailed {
+                session: SessionId(sid),
+                key,
+                reason,
+            });
+        } else {
+            // Handshake or mid-delivery: stop sending at once; nothing more goes out.
+            self.end_session(sid, Some(reason));
+        }
     }
 
     /// Handles the expiry of the deadline returned by [`Configurator::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!("{now}")
+        self.now = now;
+        let limits = self.settings.limits;
+        let sids: alloc::vec::Vec<u32> = self.sessions.keys().copied().collect();
+        for sid in sids {
+            let Some(s) = self.sessions.get_mut(&sid) else {
+                continue;
+            };
+            if let Some(ch) = s.channel.as_mut()
+                && ch.handle_timeout(now).is_err()
+            {
+                let failure = (s.phase != Phase::Aborting && s.phase != Phase::Linger)
+                    .then_some(SessionFailure::Timeout);
+                self.end_session(sid, failure);
+                continue;
+            }
+            if now < s.deadline {
+                continue;
+            }
+            match s.phase {
+                Phase::Challenged if s.challenge_retries < limits.max_retries => {
+                    s.challenge_retries += 1;
+                    s.challenge_rto = (s.challenge_rto * 2).min(limits.rto_max_ms);
+                    s.deadline = now + s.challenge_rto;
+                    let (peer, challenge) = (s.peer, s.challenge.clone());
+                    self.queue(peer, &challenge, true);
+                }
+                Phase::Linger | Phase::Aborting => self.end_session(sid, None),
+                Phase::Delivering => {
+                    // The channel's own retransmission limit ends delivery; the session
+                    // deadline is a backstop.
+                    s.deadline = now + limits.session_timeout_ms;
+                }
+                _ => self.end_session(sid, Some(SessionFailure::Timeout)),
+            }
+        }
     }
 
     /// The next frame to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!()
+        let t = match self.tx.pop_front() {
+            Some(t) => Some(t),
+            None => {
+                let now = self.now;
+                let mut found = None;
+                for s in self.sessions.values_mut() {
+                    if let Some(ch) = s.channel.as_mut()
+                        && let Some((frame, retransmission)) = ch.poll_transmit(now)
+                    {
+                        found = Some((
+                            Transmit {
+                                dst: s.peer,
+                                channel: self.settings.channel,
+                                frame,
+                            },
+                            retransmission,
+                        ));
+                        break;
+                    }
+                }
+                let (t, retransmission) = found?;
+                if retransmission {
+                    self.stats.retransmissions += 1;
+                }
+                Some(t)
+            }
+        };
+        if let Some(t) = &t {
+            self.stats.frames_sent += 1;
+            self.stats.bytes_sent += t.frame.len() as u64;
+        }
+        t
     }
 
     /// When [`Configurator::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.sessions
+            .values()
+            .flat_map(|s| {
+                [
+                    Some(s.deadline),
+                    s.channel.as_ref().and_then(|c| c.poll_timeout()),
+                ]
+            })
+            .flatten()
+            .min()
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<ConfiguratorEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// Delivers the encoded configuration object for an authenticated session. The key is
-    /// checked against `allowlist` once more first (revocation races).
+    /// checked against `allowlist` once more first (revocation races): a revoked key gets an
+    /// Abort and [`SessionFailure::Revoked`], and the call returns `Ok` (the session ended as
+    /// the allowlist demands).
     pub fn provide_config(
         &mut self,
         now: Instant,
@@ -212,38 +801,102 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         config: &[u8],
         allowlist: &impl Allowlist,
     ) -> Result<(), Error> {
-        todo!("{now} {session:?} {config:?} {}", allowlist.is_allowed(&KeyHash([0; 32])))
+        self.now = now;
+        let sid = session.0;
+        let s = self.sessions.get_mut(&sid).ok_or(Error::UnknownSession)?;
+        if s.phase != Phase::AwaitingConfig {
+            return Err(Error::WrongState);
+        }
+        ConfigView::parse(config).map_err(Error::Config)?;
+        if !allowlist.is_allowed(&s.key) {
+            self.abort(now, sid, SessionFailure::Revoked, ABORT_REVOKED);
+            return Ok(());
+        }
+        let owner = self
+            .settings
+            .identities
+            .iter()
+            .find(|i| i.identity.suite() == s.suite)
+            .map(|i| i.owner)
+            .ok_or(Error::WrongState)?;
+        let mut msg: alloc::vec::Vec<u8> =
+            alloc::vec::Vec::with_capacity(1 + MAX_PUBLIC_LEN + config.len());
+        msg.push(MSG_CONFIG);
+        msg.extend_from_slice(owner.as_wire());
+        msg.extend_from_slice(config);
+        let ch = s.channel.as_mut().ok_or(Error::WrongState)?;
+        let sent = ch.send(now, &msg);
+        zeroize::Zeroize::zeroize(msg.as_mut_slice());
+        sent.map_err(|_| Error::Config(crate::config::ConfigError::TooLarge))?;
+        s.phase = Phase::Delivering;
+        s.deadline = now + self.settings.limits.session_timeout_ms;
+        Ok(())
     }
 
     /// Refuses an authenticated session (the enrollee is told, and retries later).
     pub fn decline(&mut self, now: Instant, session: SessionId) -> Result<(), Error> {
-        todo!("{now} {session:?}")
+        self.now = now;
+        let s = self.sessions.get(&session.0).ok_or(Error::UnknownSession)?;
+        if s.phase != Phase::AwaitingConfig {
+            return Err(Error::WrongState);
+        }
+        self.abort(now, session.0, SessionFailure::Declined, ABORT_DECLINED);
+        Ok(())
     }
 
     /// Confirms that a [`ConfiguratorEvent::JoinReported`] result is persisted; sends the
     /// final acknowledgement.
     pub fn confirm(&mut self, now: Instant, session: SessionId) -> Result<(), Error> {
-        todo!("{now} {session:?}")
+        self.now = now;
+        let s = self
+            .sessions
+            .get_mut(&session.0)
+            .ok_or(Error::UnknownSession)?;
+        match s.phase {
+            Phase::StatusReported => {}
+            Phase::Linger => return Ok(()), // idempotent
+            _ => return Err(Error::WrongState),
+        }
+        let ch = s.channel.as_mut().ok_or(Error::WrongState)?;
+        let ack = ch
+            .force_ack(now, FLAG_COMPLETE)
+            .map_err(|_| Error::WrongState)?;
+        s.phase = Phase::Linger;
+        s.deadline = now + LINGER_MS;
+        let (peer, key) = (s.peer, s.key);
+        if self.by_key.get(&key) == Some(&session.0) {
+            self.by_key.remove(&key);
+        }
+        self.queue(peer, &ack, false);
+        Ok(())
     }
 
     /// Aborts every session of `key` at once (revocation).
     pub fn revoke(&mut self, now: Instant, key: &KeyHash) {
-        todo!("{now} {key:?}")
+        self.now = now;
+        let sids: alloc::vec::Vec<u32> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.key == *key && !matches!(s.phase, Phase::Linger | Phase::Aborting))
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in sids {
+            self.abort(now, sid, SessionFailure::Revoked, ABORT_REVOKED);
+        }
     }
 
     /// Updates the authenticated Unix time sent to enrollees.
     pub fn set_unix_time(&mut self, unix_time: u32) {
-        let _ = unix_time;
-        todo!()
+        self.settings.unix_time = unix_time;
     }
 
-    /// Sessions running now.
+    /// Sessions running now (including finished ones lingering to re-acknowledge).
     pub fn session_count(&self) -> usize {
-        todo!()
+        self.sessions.len()
     }
 
     /// Counters.
     pub fn stats(&self) -> ConfiguratorStats {
-        todo!()
+        self.stats
     }
 }

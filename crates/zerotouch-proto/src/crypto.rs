@@ -381,6 +381,79 @@ impl AeadKey {
     }
 }
 
+/// The handshake key schedule of PROTOCOL.md §6.1, shared by both roles.
+pub mod schedule {
+    use super::{AeadKey, Prk, sha256};
+    use crate::suite::SuiteId;
+
+    /// Context string prefixed to the configurator's transcript signature.
+    pub const C_SIG_CONTEXT: &[u8] = b"zerotouch-c-sig-v1";
+    /// Context string prefixed to the enrollee's transcript signature.
+    pub const E_SIG_CONTEXT: &[u8] = b"zerotouch-e-sig-v1";
+    /// Length of a signed transcript message: context (18) ‖ SHA-256 (32).
+    pub const SIG_MSG_LEN: usize = 50;
+
+    /// Handshake secrets: the PRK and both directions' handshake keys.
+    pub struct HandshakeKeys {
+        /// HKDF PRK from the ECDH secret.
+        pub prk: Prk,
+        /// Configurator → enrollee handshake key (seals the Challenge).
+        pub c: AeadKey,
+        /// Enrollee → configurator handshake key (seals the Response).
+        pub e: AeadKey,
+    }
+
+    /// `prk = Extract("zerotouch-v1" ‖ suite, ss)`, `TH1 = SHA-256(Announce ‖ CH_clear)`,
+    /// handshake keys from TH1.
+    pub fn handshake_keys(
+        suite: SuiteId,
+        ss: &[u8; 32],
+        announce: &[u8],
+        ch_clear: &[u8],
+    ) -> HandshakeKeys {
+        let mut salt = [0u8; 13];
+        salt[..12].copy_from_slice(b"zerotouch-v1");
+        salt[12] = suite as u8;
+        let prk = Prk::extract(&salt, ss);
+        let th1 = sha256(&[announce, ch_clear]);
+        let c = AeadKey::derive(suite, &prk, b"zt hs c key", b"zt hs c iv", &th1);
+        let e = AeadKey::derive(suite, &prk, b"zt hs e key", b"zt hs e iv", &th1);
+        HandshakeKeys { prk, c, e }
+    }
+
+    fn signed(context: &[u8], hash: [u8; 32]) -> [u8; SIG_MSG_LEN] {
+        let mut m = [0u8; SIG_MSG_LEN];
+        m[..18].copy_from_slice(context);
+        m[18..].copy_from_slice(&hash);
+        m
+    }
+
+    /// What the configurator signs: `C_SIG_CONTEXT ‖ SHA-256(Announce ‖ CH_clear ‖ cert)`.
+    pub fn c_sig_message(announce: &[u8], ch_clear: &[u8], cert: &[u8]) -> [u8; SIG_MSG_LEN] {
+        signed(C_SIG_CONTEXT, sha256(&[announce, ch_clear, cert]))
+    }
+
+    /// What the enrollee signs: `E_SIG_CONTEXT ‖ TH2`, `TH2 = SHA-256(Announce ‖ Challenge)`.
+    pub fn e_sig_message(announce: &[u8], challenge: &[u8]) -> [u8; SIG_MSG_LEN] {
+        signed(E_SIG_CONTEXT, sha256(&[announce, challenge]))
+    }
+
+    /// Application keys `(c, e)` from `TH3 = SHA-256(Announce ‖ Challenge ‖ Response)`.
+    pub fn app_keys(
+        suite: SuiteId,
+        prk: &Prk,
+        announce: &[u8],
+        challenge: &[u8],
+        response: &[u8],
+    ) -> (AeadKey, AeadKey) {
+        let th3 = sha256(&[announce, challenge, response]);
+        (
+            AeadKey::derive(suite, prk, b"zt ap c key", b"zt ap c iv", &th3),
+            AeadKey::derive(suite, prk, b"zt ap e key", b"zt ap e iv", &th3),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,17 @@
 //! [`Enrollee::report_join`]) -> Reporting -> Provisioned (the driver commits). A failed join
 //! discards the configuration and announces again with the reason flagged.
 
-use crate::config::ConfigView;
+use heapless::{Deque, Vec};
+
+use crate::cert::ConfiguratorCert;
+use crate::channel::{Channel, ChannelError, ChannelTiming};
+use crate::config::{ConfigView, MAX_CONFIG_LEN};
+use crate::crypto::{EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, TAG_LEN};
+use crate::error::CertError;
 use crate::keys::{PublicKey, SigningIdentity};
 use crate::status::{AnnounceMode, FailureReason};
-use crate::{Addr, Error, Instant, Transmit};
+use crate::wire::{self, FLAG_COMPLETE, FrameType, Header, RESPONSE_LEN, SIGNATURE_LEN};
+use crate::{Addr, Error, Instant, MAX_FRAME, Transmit};
 
 /// Most pinned owner keys an enrollee holds.
 pub const MAX_PINNED_OWNERS: usize = 4;
@@ -141,69 +148,727 @@ pub struct EnrolleeStats {
     pub frames_dropped: u32,
 }
 
+impl Default for EnrolleeTiming {
+    /// PROTOCOL.md §9.3: dwell 150 ms; round pause 1 s doubling to 30 s; RTO 250 ms
+    /// doubling to 4 s; 6 retries.
+    fn default() -> Self {
+        EnrolleeTiming {
+            dwell_ms: 150,
+            round_pause_initial_ms: 1_000,
+            round_pause_max_ms: 30_000,
+            rto_initial_ms: 250,
+            rto_max_ms: 4_000,
+            max_retries: 6,
+        }
+    }
+}
+
+impl EnrolleeTiming {
+    /// How long a session may stay silent before the enrollee gives up: the time the peer
+    /// needs to exhaust its own retransmissions at the same timer settings.
+    pub fn idle_limit_ms(&self) -> u64 {
+        let mut rto = self.rto_initial_ms.max(1);
+        let mut total = 0;
+        for _ in 0..=self.max_retries {
+            total += rto;
+            rto = (rto * 2).min(self.rto_max_ms.max(1));
+        }
+        total
+    }
+}
+
+/// Reassembly capacity: message type, owner key and the largest configuration object.
+pub const RX_CAPACITY: usize = 1 + MAX_PUBLIC_LEN + MAX_CONFIG_LEN;
+/// Delayed-acknowledgement time: long enough for a join report to carry the ack.
+pub const ACK_DELAY_MS: u64 = 40;
+/// Message types on the channel (§4.6).
+pub(crate) const MSG_CONFIG: u8 = 1;
+pub(crate) const MSG_STATUS: u8 = 2;
+pub(crate) const MSG_ABORT: u8 = 3;
+
+const MAX_ANNOUNCE: usize = 6 + 2 * MAX_PUBLIC_LEN;
+const MAX_CHALLENGE: usize = 181 + 2 * MAX_PUBLIC_LEN;
+const CHANNELS: usize = 13;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Response sent; waiting for the first authenticated channel frame.
+    Handshake,
+    Receiving,
+    Joining,
+    /// Status sent (`None` = joined); waiting for its acknowledgement.
+    Reporting(Option<FailureReason>),
+    Done,
+}
+
+struct Session {
+    peer: Addr,
+    sid: u32,
+    channel_no: u8,
+    challenge: Vec<u8, MAX_CHALLENGE>,
+    response: Vec<u8, RESPONSE_LEN>,
+    cert: ConfiguratorCert,
+    owner: Option<PublicKey>,
+    unix_time: u32,
+    channel: Channel<RX_CAPACITY, 2>,
+    phase: Phase,
+    config_ok: bool,
+    complete_seen: bool,
+    response_rto: u64,
+    response_deadline: Option<Instant>,
+    response_retries: u8,
+    idle_deadline: Instant,
+}
+
 /// The enrollee state machine. `R` is the RNG the driver hands in (hardware TRNG on the
 /// device, a seeded ChaCha in simulations).
 pub struct Enrollee<R> {
-    _rng: R,
-    _settings: EnrolleeSettings,
+    rng: R,
+    settings: EnrolleeSettings,
+    now: Instant,
+    state: EnrolleeState,
+    ephemeral: EphemeralSecret,
+    announce: Vec<u8, MAX_ANNOUNCE>,
+    order: Vec<u8, CHANNELS>,
+    hop_index: usize,
+    radio_channel: u8,
+    round_pause_ms: u64,
+    hop_deadline: Option<Instant>,
+    session: Option<Session>,
+    tx: Deque<Transmit, 4>,
+    events: Deque<EnrolleeEvent, 8>,
+    stats: EnrolleeStats,
+}
+
+fn channel_order(last: Option<u8>) -> Vec<u8, CHANNELS> {
+    let mut order: Vec<u8, CHANNELS> = Vec::new();
+    let preferred = last.filter(|c| (1..=13).contains(c));
+    for ch in preferred.into_iter().chain([1, 6, 11]).chain(1..=13) {
+        if !order.contains(&ch) {
+            let _ = order.push(ch);
+        }
+    }
+    order
+}
+
+fn reject_reason(e: CertError) -> RejectReason {
+    match e {
+        CertError::Expired => RejectReason::CertificateExpired,
+        CertError::BadSignature => RejectReason::BadSignature,
+        CertError::OwnerMismatch => RejectReason::UnknownOwner,
+        _ => RejectReason::Malformed,
+    }
 }
 
 impl<R: rand_core::CryptoRng> Enrollee<R> {
     /// Creates an enrollee that starts announcing at `now`.
-    pub fn new(settings: EnrolleeSettings, rng: R, now: Instant) -> Self {
-        let _ = now;
-        Self { _rng: rng, _settings: settings }
+    pub fn new(settings: EnrolleeSettings, mut rng: R, now: Instant) -> Self {
+        let suite = settings.identity.suite();
+        let ephemeral = EphemeralSecret::generate(suite, &mut rng);
+        let mut e = Enrollee {
+            rng,
+            now,
+            state: EnrolleeState::Announcing,
+            ephemeral,
+            announce: Vec::new(),
+            order: channel_order(settings.last_channel),
+            hop_index: 0,
+            radio_channel: 0,
+            round_pause_ms: settings.timing.round_pause_initial_ms,
+            hop_deadline: None,
+            session: None,
+            tx: Deque::new(),
+            events: Deque::new(),
+            stats: EnrolleeStats::default(),
+            settings,
+        };
+        e.build_announce();
+        e.enter_channel(now, 0);
+        e
+    }
+
+    fn build_announce(&mut self) {
+        let suite = self.settings.identity.suite();
+        let identity = self.settings.identity.public_key();
+        let mut buf = [0u8; MAX_ANNOUNCE];
+        let mode = self.settings.mode;
+        let last_failure = match mode {
+            AnnounceMode::New => None,
+            AnnounceMode::RetryAfterFailure => {
+                Some(self.settings.last_failure.unwrap_or(FailureReason::Other))
+            }
+            AnnounceMode::Reconfigure => self.settings.last_failure,
+        };
+        let repr = wire::AnnounceRepr {
+            suite,
+            mode,
+            last_failure,
+            identity: identity.as_wire(),
+            ephemeral: self.ephemeral.public(),
+        };
+        self.announce.clear();
+        if let Ok(n) = repr.emit(&mut buf) {
+            let _ = self.announce.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn push_event(&mut self, event: EnrolleeEvent) {
+        // Bounded queue: the oldest event is dropped if the driver does not poll.
+        if self.events.is_full() {
+            self.events.pop_front();
+        }
+        let _ = self.events.push_back(event);
+    }
+
+    fn queue(&mut self, dst: Addr, frame: &[u8], retransmission: bool) {
+        let Ok(frame) = Vec::from_slice(frame) else {
+            return;
+        };
+        if self.tx.is_full() {
+            self.tx.pop_front();
+        }
+        if retransmission {
+            self.stats.retransmissions += 1;
+        }
+        let _ = self.tx.push_back(Transmit {
+            dst,
+            channel: self.radio_channel,
+            frame,
+        });
+    }
+
+    fn enter_channel(&mut self, now: Instant, index: usize) {
+        self.hop_index = index;
+        let ch = self.order.get(index).copied().unwrap_or(1);
+        if ch != self.radio_channel {
+            self.radio_channel = ch;
+            self.push_event(EnrolleeEvent::ChannelChanged(ch));
+        }
+        let announce = self.announce.clone();
+        self.queue(Addr::BROADCAST, &announce, false);
+        self.hop_deadline = Some(now + self.settings.timing.dwell_ms);
+    }
+
+    fn jittered(&mut self, ms: u64) -> u64 {
+        // Uniform in [0.75 ms, 1.25 ms].
+        let spread = ms / 2;
+        ms - ms / 4 + u64::from(self.rng.next_u32()) % (spread + 1)
+    }
+
+    fn hop(&mut self, now: Instant) {
+        let next = self.hop_index + 1;
+        if next < self.order.len() {
+            self.enter_channel(now, next);
+        } else if next == self.order.len() {
+            // Round over, unanswered: pause (listening on the last channel), then restart.
+            self.hop_index = next;
+            let pause = self.jittered(self.round_pause_ms);
+            self.round_pause_ms =
+                (self.round_pause_ms * 2).min(self.settings.timing.round_pause_max_ms);
+            self.hop_deadline = Some(now + pause);
+        } else {
+            self.enter_channel(now, 0);
+        }
+    }
+
+    /// Starts a new attempt: fresh ephemeral key, announcing from the first channel.
+    fn restart(&mut self, now: Instant) {
+        if let Some(s) = self.session.take() {
+            self.settings.last_channel = Some(s.channel_no);
+        }
+        self.ephemeral = EphemeralSecret::generate(self.settings.identity.suite(), &mut self.rng);
+        self.build_announce();
+        self.order = channel_order(self.settings.last_channel);
+        self.round_pause_ms = self.settings.timing.round_pause_initial_ms;
+        self.state = EnrolleeState::Announcing;
+        self.enter_channel(now, 0);
+    }
+
+    fn fail_attempt(&mut self, now: Instant, failure: AttemptFailure) {
+        if let AttemptFailure::Join(reason) = failure {
+            if self.settings.mode != AnnounceMode::Reconfigure {
+                self.settings.mode = AnnounceMode::RetryAfterFailure;
+            }
+            self.settings.last_failure = Some(reason);
+        }
+        self.push_event(EnrolleeEvent::AttemptFailed(failure));
+        self.restart(now);
     }
 
     /// Handles a received frame. Never panics; bad frames are counted and dropped.
     pub fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
-        todo!("{now} {src} {frame:?}")
+        self.now = now;
+        let accepted = match Header::parse(frame) {
+            Ok(h) if h.suite == self.settings.identity.suite() => match h.frame_type {
+                FrameType::Challenge => self.on_challenge(now, src, frame),
+                FrameType::Data => self.on_data(now, frame),
+                FrameType::Ack => self.on_ack(now, frame),
+                FrameType::Announce | FrameType::Response => false,
+            },
+            _ => false,
+        };
+        if !accepted {
+            self.stats.frames_dropped += 1;
+        }
+    }
+
+    fn on_challenge(&mut self, now: Instant, src: Addr, frame: &[u8]) -> bool {
+        if let Some(s) = &self.session {
+            // The configurator did not get our Response: answer its duplicate identically.
+            if s.phase == Phase::Handshake && s.challenge.as_slice() == frame {
+                let (peer, response) = (s.peer, s.response.clone());
+                self.queue(peer, &response, true);
+                return true;
+            }
+            return false; // in a session: other challenges are ignored
+        }
+        if self.state != EnrolleeState::Announcing {
+            return false;
+        }
+        match self.answer_challenge(now, src, frame) {
+            Ok(()) => true,
+            Err(Some(reason)) => {
+                self.push_event(EnrolleeEvent::ConfiguratorRejected(reason));
+                false
+            }
+            Err(None) => false,
+        }
+    }
+
+    /// Verifies a Challenge and answers it. `Err(Some)` = a configurator we refuse,
+    /// `Err(None)` = garbage.
+    fn answer_challenge(
+        &mut self,
+        now: Instant,
+        src: Addr,
+        frame: &[u8],
+    ) -> Result<(), Option<RejectReason>> {
+        let view = wire::Challenge::new_checked(frame).map_err(|_| None)?;
+        let suite = view.suite();
+        let ss = self.ephemeral.agree(view.ephemeral()).map_err(|_| None)?;
+        let keys =
+            crate::crypto::schedule::handshake_keys(suite, &ss, &self.announce, view.clear());
+        let mut plain = [0u8; MAX_CHALLENGE];
+        let ct = view.ciphertext();
+        plain[..ct.len()].copy_from_slice(ct);
+        let nonce = keys.c.nonce(NONCE_KIND_DATA, 0);
+        keys.c
+            .open(&nonce, view.clear(), &mut plain[..ct.len()], &view.tag())
+            .map_err(|_| None)?;
+        let cert_len = wire::cert_len(suite);
+        let cert_bytes = &plain[..cert_len];
+        let cert = ConfiguratorCert::from_bytes(suite, cert_bytes)
+            .map_err(|_| Some(RejectReason::Malformed))?;
+        let mut sig_c = [0u8; SIGNATURE_LEN];
+        sig_c.copy_from_slice(&plain[cert_len..cert_len + SIGNATURE_LEN]);
+        let unix_time = self.settings.known_unix_time.max(view.unix_time());
+        let mut owner = None;
+        if !self.settings.pinned_owners.is_empty() {
+            let mut verdict = Err(RejectReason::UnknownOwner);
+            for pinned in self
+                .settings
+                .pinned_owners
+                .iter()
+                .filter(|k| k.suite() == suite)
+            {
+                if ConfiguratorCert::owner_id_of(pinned) != cert.owner_id {
+                    continue;
+                }
+                match cert.verify(pinned, unix_time) {
+                    Ok(()) => {
+                        verdict = Ok(*pinned);
+                        break;
+                    }
+                    Err(e) => verdict = Err(reject_reason(e)),
+                }
+            }
+            owner = Some(verdict.map_err(Some)?);
+        }
+        let msg = crate::crypto::schedule::c_sig_message(&self.announce, view.clear(), cert_bytes);
+        cert.subject
+            .verify(&msg, &sig_c)
+            .map_err(|_| Some(RejectReason::BadSignature))?;
+
+        // Accepted: sign the transcript and answer.
+        let sid = view.sid();
+        let sig_e = self
+            .settings
+            .identity
+            .sign(&crate::crypto::schedule::e_sig_message(
+                &self.announce,
+                frame,
+            ));
+        let mut resp = [0u8; RESPONSE_LEN];
+        wire::emit_response_plain(&mut resp, suite, sid, &sig_e).map_err(|_| None)?;
+        let nonce = keys.e.nonce(NONCE_KIND_DATA, 0);
+        let (aad, body) = resp.split_at_mut(8);
+        let tag = keys
+            .e
+            .seal(&nonce, aad, &mut body[..SIGNATURE_LEN])
+            .map_err(|_| None)?;
+        resp[8 + SIGNATURE_LEN..].copy_from_slice(&tag);
+        debug_assert_eq!(8 + SIGNATURE_LEN + TAG_LEN, RESPONSE_LEN);
+        let (k_c, k_e) =
+            crate::crypto::schedule::app_keys(suite, &keys.prk, &self.announce, frame, &resp);
+        let timing = self.settings.timing;
+        let channel = Channel::new(
+            suite,
+            sid,
+            k_e,
+            k_c,
+            ChannelTiming {
+                rto_initial_ms: timing.rto_initial_ms,
+                rto_max_ms: timing.rto_max_ms,
+                max_retries: timing.max_retries,
+                ack_delay_ms: ACK_DELAY_MS,
+            },
+        );
+        self.session = Some(Session {
+            peer: src,
+            sid,
+            channel_no: self.radio_channel,
+            challenge: Vec::from_slice(frame).map_err(|_| None)?,
+            response: Vec::from_slice(&resp).map_err(|_| None)?,
+            cert: cert.clone(),
+            owner,
+            unix_time,
+            channel,
+            phase: Phase::Handshake,
+            config_ok: false,
+            complete_seen: false,
+            response_rto: timing.rto_initial_ms,
+            response_deadline: Some(now + timing.rto_initial_ms),
+            response_retries: 0,
+            idle_deadline: now + timing.idle_limit_ms(),
+        });
+        self.state = EnrolleeState::Handshake;
+        self.hop_deadline = None;
+        self.queue(src, &resp, false);
+        if let Some(owner) = owner {
+            self.push_event(EnrolleeEvent::Authenticated {
+                configurator: cert.subject,
+                owner,
+            });
+        }
+        Ok(())
+    }
+
+    fn frame_sid(frame: &[u8]) -> Option<u32> {
+        frame
+            .get(4..8)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn on_data(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let idle = self.settings.timing.idle_limit_ms();
+        let Some(s) = self.session.as_mut() else {
+            return false;
+        };
+        if Self::frame_sid(frame) != Some(s.sid) || s.phase == Phase::Done {
+            return false;
+        }
+        let outcome = match s.channel.handle_data(now, frame) {
+            Ok(o) => o,
+            Err(ChannelError::TooLarge) => {
+                self.reject_config(now);
+                return true;
+            }
+            Err(_) => return false,
+        };
+        s.idle_deadline = now + idle;
+        if s.phase == Phase::Handshake {
+            s.phase = Phase::Receiving;
+            s.response_deadline = None;
+            self.state = EnrolleeState::Receiving;
+        }
+        if outcome.message_complete {
+            self.on_message(now);
+        }
+        self.check_reported(now);
+        true
+    }
+
+    fn on_ack(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let idle = self.settings.timing.idle_limit_ms();
+        let Some(s) = self.session.as_mut() else {
+            return false;
+        };
+        if Self::frame_sid(frame) != Some(s.sid) || s.phase == Phase::Done {
+            return false;
+        }
+        let Ok(flags) = s.channel.handle_ack(now, frame) else {
+            return false;
+        };
+        s.idle_deadline = now + idle;
+        if s.phase == Phase::Handshake {
+            s.phase = Phase::Receiving;
+            s.response_deadline = None;
+            self.state = EnrolleeState::Receiving;
+        }
+        if flags & FLAG_COMPLETE != 0
+            && matches!(s.phase, Phase::Reporting(_))
+            && s.channel.tx_idle()
+        {
+            s.complete_seen = true;
+        }
+        self.check_reported(now);
+        true
+    }
+
+    fn on_message(&mut self, now: Instant) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        let Some(msg) = s.channel.message() else {
+            return;
+        };
+        match msg.first().copied() {
+            Some(MSG_ABORT) => self.fail_attempt(now, AttemptFailure::Aborted),
+            Some(MSG_CONFIG) if matches!(s.phase, Phase::Receiving) => {
+                let suite = s.cert.subject.suite();
+                let p = suite.public_key_len();
+                let verdict = (|| {
+                    let owner_bytes = msg.get(1..1 + p).ok_or(RejectReason::Malformed)?;
+                    let owner = PublicKey::from_wire(suite, owner_bytes)
+                        .map_err(|_| RejectReason::Malformed)?;
+                    match s.owner {
+                        // Pinned: the owner that verified the certificate must be the one named.
+                        Some(pinned) if pinned != owner => return Err(RejectReason::UnknownOwner),
+                        Some(_) => {}
+                        None => s.cert.verify(&owner, s.unix_time).map_err(reject_reason)?,
+                    }
+                    ConfigView::parse(&msg[1 + p..]).map_err(|_| RejectReason::Malformed)?;
+                    Ok(owner)
+                })();
+                match verdict {
+                    Ok(owner) => {
+                        let tofu = s.owner.is_none();
+                        s.owner = Some(owner);
+                        s.config_ok = true;
+                        s.phase = Phase::Joining;
+                        let configurator = s.cert.subject;
+                        self.state = EnrolleeState::Joining;
+                        if tofu {
+                            self.push_event(EnrolleeEvent::Authenticated {
+                                configurator,
+                                owner,
+                            });
+                        }
+                        self.push_event(EnrolleeEvent::ConfigReceived);
+                    }
+                    Err(reason) => {
+                        if reason != RejectReason::Malformed {
+                            self.push_event(EnrolleeEvent::ConfiguratorRejected(reason));
+                        }
+                        self.reject_config(now);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Refuses the configuration: report status 4 and, once acknowledged, announce again.
+    fn reject_config(&mut self, now: Instant) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if matches!(s.phase, Phase::Reporting(_) | Phase::Done) {
+            return;
+        }
+        s.config_ok = false;
+        s.response_deadline = None;
+        let reason = FailureReason::ConfigRejected;
+        if s.channel.send(now, &[MSG_STATUS, reason as u8]).is_err() {
+            self.fail_attempt(now, AttemptFailure::Join(reason));
+            return;
+        }
+        s.phase = Phase::Reporting(Some(reason));
+        self.state = EnrolleeState::Reporting;
+    }
+
+    fn check_reported(&mut self, now: Instant) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        let Phase::Reporting(result) = s.phase else {
+            return;
+        };
+        if !s.channel.tx_idle() {
+            return;
+        }
+        match result {
+            Some(reason) => self.fail_attempt(now, AttemptFailure::Join(reason)),
+            None if s.complete_seen => {
+                s.phase = Phase::Done;
+                let (Some(owner), configurator, channel, unix_time) =
+                    (s.owner, s.cert.subject, s.channel_no, s.unix_time)
+                else {
+                    return;
+                };
+                self.state = EnrolleeState::Provisioned;
+                self.settings.last_channel = Some(channel);
+                self.settings.known_unix_time = unix_time;
+                self.push_event(EnrolleeEvent::Provisioned(Provisioned {
+                    owner,
+                    configurator,
+                    channel,
+                    unix_time,
+                }));
+            }
+            None => {}
+        }
     }
 
     /// Handles the expiry of the deadline returned by [`Enrollee::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!("{now}")
+        self.now = now;
+        if self.state == EnrolleeState::Announcing {
+            if self.hop_deadline.is_some_and(|d| now >= d) {
+                self.hop(now);
+            }
+            return;
+        }
+        let max_retries = self.settings.timing.max_retries;
+        let rto_max = self.settings.timing.rto_max_ms;
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if s.phase == Phase::Done {
+            return;
+        }
+        if s.phase != Phase::Joining && now >= s.idle_deadline {
+            self.fail_attempt(now, AttemptFailure::Timeout);
+            return;
+        }
+        if let Some(d) = s.response_deadline
+            && now >= d
+        {
+            if s.response_retries >= max_retries {
+                self.fail_attempt(now, AttemptFailure::Timeout);
+                return;
+            }
+            s.response_retries += 1;
+            s.response_rto = (s.response_rto * 2).min(rto_max);
+            s.response_deadline = Some(now + s.response_rto);
+            let (peer, response) = (s.peer, s.response.clone());
+            self.queue(peer, &response, true);
+            return;
+        }
+        if s.channel.handle_timeout(now).is_err() {
+            self.fail_attempt(now, AttemptFailure::Timeout);
+        }
     }
 
     /// The next frame to send, if any.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        todo!()
+        let t = match self.tx.pop_front() {
+            Some(t) => Some(t),
+            None => {
+                let now = self.now;
+                let channel = self.radio_channel;
+                let s = self.session.as_mut()?;
+                if s.phase == Phase::Done {
+                    return None;
+                }
+                let (frame, retransmission) = s.channel.poll_transmit(now)?;
+                if retransmission {
+                    self.stats.retransmissions += 1;
+                }
+                Some(Transmit {
+                    dst: s.peer,
+                    channel,
+                    frame,
+                })
+            }
+        };
+        if let Some(t) = &t {
+            self.stats.frames_sent += 1;
+            self.stats.bytes_sent += t.frame.len() as u32;
+            debug_assert!(t.frame.len() <= MAX_FRAME);
+        }
+        t
     }
 
     /// When [`Enrollee::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        if self.state == EnrolleeState::Announcing {
+            return self.hop_deadline;
+        }
+        let s = self.session.as_ref()?;
+        if s.phase == Phase::Done {
+            return None;
+        }
+        let mut next = s.channel.poll_timeout();
+        for d in [
+            s.response_deadline,
+            (s.phase != Phase::Joining).then_some(s.idle_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = Some(next.map_or(d, |n| n.min(d)));
+        }
+        next
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<EnrolleeEvent> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// The channel the radio must listen on now.
     pub fn channel(&self) -> u8 {
-        todo!()
+        self.radio_channel
     }
 
     /// The received configuration (from [`EnrolleeEvent::ConfigReceived`] until the next
     /// attempt starts).
     pub fn config(&self) -> Option<ConfigView<'_>> {
-        todo!()
+        let s = self.session.as_ref()?;
+        if !s.config_ok {
+            return None;
+        }
+        let p = s.cert.subject.suite().public_key_len();
+        ConfigView::parse(s.channel.message()?.get(1 + p..)?).ok()
     }
 
     /// The driver's join result. `Err(reason)` discards the configuration; announcing
     /// resumes after the report is delivered.
-    pub fn report_join(&mut self, now: Instant, result: Result<(), FailureReason>) -> Result<(), Error> {
-        todo!("{now} {result:?}")
+    pub fn report_join(
+        &mut self,
+        now: Instant,
+        result: Result<(), FailureReason>,
+    ) -> Result<(), Error> {
+        self.now = now;
+        let idle = self.settings.timing.idle_limit_ms();
+        let s = self.session.as_mut().ok_or(Error::WrongState)?;
+        if s.phase != Phase::Joining {
+            return Err(Error::WrongState);
+        }
+        let code = match result {
+            Ok(()) => 0,
+            Err(reason) => reason as u8,
+        };
+        s.channel
+            .send(now, &[MSG_STATUS, code])
+            .map_err(|_| Error::WrongState)?;
+        if result.is_err() {
+            s.config_ok = false;
+        }
+        s.phase = Phase::Reporting(result.err());
+        s.idle_deadline = now + idle;
+        self.state = EnrolleeState::Reporting;
+        Ok(())
     }
 
     /// Current state.
     pub fn state(&self) -> EnrolleeState {
-        todo!()
+        self.state
     }
 
     /// Counters.
     pub fn stats(&self) -> EnrolleeStats {
-        todo!()
+        self.stats
     }
 }

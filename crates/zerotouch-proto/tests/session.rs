@@ -1,0 +1,181 @@
+//! End-to-end sessions between the real enrollee and configurator state machines, over the
+//! in-memory harness of `common`: both suites, pinned owner and trust on first use, failure
+//! reporting, large configurations under loss, revocation, rogue configurators.
+
+mod common;
+
+use common::*;
+use zerotouch_proto::configurator::{ConfiguratorEvent, SessionFailure};
+use zerotouch_proto::enrollee::{AttemptFailure, EnrolleeEvent, EnrolleeState, RejectReason};
+use zerotouch_proto::{FailureReason, SuiteId};
+
+#[test]
+fn provisions_with_pinned_owner_and_tofu_for_both_suites() {
+    for suite in SuiteId::ALL {
+        for pinned in [true, false] {
+            let keys = Keys::new(suite, 1);
+            let owner_pub = keys.owner.public_key();
+            let pins = if pinned { vec![owner_pub] } else { vec![] };
+            let mut w = World::new(&keys, &pins, &keys.owner, perfect(), 7);
+            assert!(
+                w.run(60_000),
+                "{suite:?} pinned={pinned}: not provisioned: {:?}",
+                w.enrollee_events
+            );
+            let p = w.provisioned().unwrap();
+            assert_eq!(p.owner, owner_pub);
+            assert_eq!(p.configurator, keys.configurator.public_key());
+            assert_eq!(p.channel, C_CHANNEL);
+            assert_eq!(w.joined_configs, vec![w.config.clone()]);
+            assert!(
+                w.configurator_events
+                    .iter()
+                    .any(|e| matches!(e, ConfiguratorEvent::JoinReported { result: Ok(()), .. }))
+            );
+        }
+    }
+}
+
+#[test]
+fn rogue_configurator_is_rejected_by_pinned_enrollee() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 2);
+        let rogue_owner = Keys::new(suite, 3).owner;
+        let mut w = World::new(
+            &keys,
+            &[keys.owner.public_key()],
+            &rogue_owner,
+            perfect(),
+            8,
+        );
+        assert!(!w.run(20_000));
+        assert!(w.joined_configs.is_empty());
+        assert!(
+            w.enrollee_events
+                .contains(&EnrolleeEvent::ConfiguratorRejected(
+                    RejectReason::UnknownOwner
+                ))
+        );
+        assert_eq!(w.enrollee.state(), EnrolleeState::Announcing);
+    }
+}
+
+#[test]
+fn wrong_psk_is_reported_then_provisioned_after_the_profile_is_fixed() {
+    let keys = Keys::new(SuiteId::Ed25519, 4);
+    let mut w = World::new(&keys, &[], &keys.owner, perfect(), 9);
+    w.config = config_object("wrong passphrase", 0);
+    assert!(!w.run(3_000));
+    assert!(
+        w.enrollee_events
+            .contains(&EnrolleeEvent::AttemptFailed(AttemptFailure::Join(
+                FailureReason::AuthFailed
+            )))
+    );
+    assert!(w.configurator_events.iter().any(|e| matches!(
+        e,
+        ConfiguratorEvent::JoinReported {
+            result: Err(FailureReason::AuthFailed),
+            ..
+        }
+    )));
+    // The device announces again, flagging the reason.
+    assert!(w.configurator_events.iter().any(|e| matches!(
+        e,
+        ConfiguratorEvent::Announced {
+            last_failure: Some(FailureReason::AuthFailed),
+            ..
+        }
+    )));
+    w.config = config_object("correct horse", 0);
+    assert!(w.run(120_000));
+    assert_eq!(w.joined_configs.last(), Some(&w.config));
+}
+
+#[test]
+fn large_config_is_delivered_under_loss_duplication_and_reordering() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 5);
+        let mut w = World::new(
+            &keys,
+            &[keys.owner.public_key()],
+            &keys.owner,
+            lossy(0.3, 0.2, 30),
+            10,
+        );
+        w.config = config_object("correct horse", 6 * 1024);
+        assert!(w.config.len() > 6 * 1024);
+        assert!(w.run(600_000), "{suite:?}: {:?}", w.enrollee_events);
+        assert_eq!(w.joined_configs.last(), Some(&w.config));
+        assert!(
+            w.air
+                .iter()
+                .filter(|(d, f)| *d == Dir::ToEnrollee && f[2] == 4)
+                .count()
+                >= 30
+        );
+    }
+}
+
+#[test]
+fn revocation_mid_session_delivers_no_config() {
+    let keys = Keys::new(SuiteId::P256, 6);
+    let mut w = World::new(&keys, &[], &keys.owner, perfect(), 11);
+    w.revoke_on_authenticated = true;
+    assert!(!w.run(30_000));
+    assert!(w.joined_configs.is_empty());
+    assert!(w.configurator_events.iter().any(|e| matches!(
+        e,
+        ConfiguratorEvent::SessionFailed {
+            reason: SessionFailure::Revoked,
+            ..
+        }
+    )));
+    // Revoked keys are never answered again.
+    assert!(
+        w.configurator_events
+            .iter()
+            .any(|e| matches!(e, ConfiguratorEvent::NotAllowed { .. }))
+    );
+}
+
+#[test]
+fn unknown_device_hears_nothing() {
+    let keys = Keys::new(SuiteId::Ed25519, 7);
+    let mut w = World::new(&keys, &[], &keys.owner, perfect(), 12);
+    w.allowlist.clear();
+    assert!(!w.run(60_000));
+    assert!(w.air.iter().all(|(d, _)| *d == Dir::ToConfigurator));
+    let n = w
+        .configurator_events
+        .iter()
+        .filter(|e| matches!(e, ConfiguratorEvent::NotAllowed { .. }))
+        .count();
+    assert_eq!(n, 1, "NotAllowed is reported once per key per minute");
+}
+
+#[test]
+fn happy_path_uses_six_frames() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 13);
+        let mut w = World::new(
+            &keys,
+            &[keys.owner.public_key()],
+            &keys.owner,
+            perfect(),
+            14,
+        );
+        w.config = config_object("correct horse", 0);
+        assert!(w.run(60_000));
+        // The enrollee may have announced on channels 1 (unheard) before reaching 6.
+        let start = w.air.iter().rposition(|(_, f)| f[2] == 1).unwrap();
+        let session: Vec<_> = w.air[start..]
+            .iter()
+            .map(|(_, f)| (f[2], f.len()))
+            .collect();
+        let types: Vec<u8> = session.iter().map(|s| s.0).collect();
+        assert_eq!(types, vec![1, 2, 3, 4, 4, 5], "{suite:?}: {session:?}");
+        let bytes: usize = session.iter().map(|s| s.1).sum();
+        assert!(bytes <= 800, "{suite:?}: {bytes} bytes");
+    }
+}
