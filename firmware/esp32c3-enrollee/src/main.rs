@@ -42,7 +42,7 @@ use esp_radio::wifi::{ControllerConfig, WifiController, WifiError};
 use esp_storage::FlashStorage;
 use zerotouch_proto::config::{ConfigView, MAX_CONFIG_LEN};
 use zerotouch_proto::enrollee::{
-    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, MAX_PINNED_OWNERS,
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming,
 };
 use zerotouch_proto::uri::BootstrapUri;
 use zerotouch_proto::{Addr, AnnounceMode, FailureReason, PublicKey};
@@ -255,9 +255,12 @@ async fn operate(
     config_buf: &mut [u8],
 ) -> Result<FailureReason, Fatal> {
     let config = store.committed_config(committed, config_buf).await?;
-    let Ok(view) = ConfigView::parse(config) else {
-        log::error!("the committed configuration does not parse");
-        return Ok(FailureReason::ConfigRejected);
+    let view = match ConfigView::parse(config) {
+        Ok(view) if view.networks().next().is_some() => view,
+        _ => {
+            log::error!("the committed configuration does not parse or names no network");
+            return Ok(FailureReason::ConfigRejected);
+        }
     };
     let mut failed_rounds = 0;
     loop {
@@ -307,8 +310,7 @@ async fn drive(
     has_committed: bool,
 ) -> Result<Outcome, Fatal> {
     // A previous Wi-Fi join may have moved the radio; go back to the enrollee's channel.
-    radio.set_channel(enrollee.channel())?;
-    radio.retune()?;
+    retune(radio, enrollee.channel());
     let mut pending_config: Option<usize> = None;
     let mut retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
     loop {
@@ -356,7 +358,7 @@ async fn drive(
             Either3::Second(()) => enrollee.handle_timeout(now_ms()),
             Either3::Third(()) => {
                 // Only between sessions: never abandon a configurator mid-exchange.
-                if enrollee.state() == zerotouch_proto::enrollee::EnrolleeState::Announcing {
+                if enrollee.state() == EnrolleeState::Announcing {
                     return Ok(Outcome::RetryCommitted);
                 }
                 retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
@@ -458,5 +460,10 @@ async fn try_delivered_config(
     joined
 }
 
-// The firmware pins at most as many owners as the core accepts.
-const _: () = assert!(MAX_PINNED_OWNERS >= 1);
+/// Puts the radio back on `channel`. A failure is logged, not fatal: the core's
+/// retransmissions and channel hopping recover from a missed frame.
+fn retune(radio: &mut EspNowRadio, channel: u8) {
+    if let Err(e) = radio.set_channel(channel).and_then(|()| radio.retune()) {
+        log::warn!("cannot tune ESP-NOW to channel {channel}: {e:?}");
+    }
+}

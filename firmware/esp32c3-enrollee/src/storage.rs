@@ -19,9 +19,7 @@
 use alloc::{boxed::Box, vec};
 
 use embassy_embedded_hal::adapter::BlockingAsync;
-use esp_bootloader_esp_idf::partitions::{
-    self, DataPartitionSubType, PARTITION_TABLE_MAX_LEN, PartitionType,
-};
+use esp_bootloader_esp_idf::partitions::{self, PARTITION_TABLE_MAX_LEN};
 use esp_storage::{FlashStorage, FlashStorageError};
 use sequential_storage::cache::{Cache, Uncached};
 use sequential_storage::map::{MapConfig, MapStorage};
@@ -32,6 +30,10 @@ use zerotouch_proto::{PublicKey, SigningIdentity, SuiteId};
 
 /// Label of the data partition that holds the store (see `partitions.csv`).
 pub const PARTITION_LABEL: &[u8] = b"zerotouch";
+
+/// Partition type "data" and its subtype "nvs" in the ESP-IDF partition table.
+const RAW_TYPE_DATA: u8 = 1;
+const RAW_SUBTYPE_NVS: u8 = 2;
 
 /// Configuration bytes per map item: a map item must fit in one 4 KiB flash page.
 const CHUNK_LEN: usize = 2048;
@@ -193,6 +195,8 @@ impl Store {
             let mut table_buf = vec![0u8; PARTITION_TABLE_MAX_LEN];
             let table = partitions::read_partition_table(&mut flash, &mut table_buf)
                 .map_err(|_| StorageError::PartitionTable)?;
+            // Raw type/subtype checks: `partition_type()` panics on custom (sub)types.
+            let is_data = |entry: &partitions::PartitionEntry| entry.raw_type() == RAW_TYPE_DATA;
             let label_of = |entry: &partitions::PartitionEntry| {
                 let label = entry.label();
                 let end = label
@@ -201,16 +205,13 @@ impl Store {
                     .unwrap_or(label.len());
                 label[..end] == *PARTITION_LABEL
             };
-            let is_data = |entry: &partitions::PartitionEntry| {
-                matches!(entry.partition_type(), PartitionType::Data(_))
-            };
             let chosen = table
                 .iter()
                 .find(|e| is_data(e) && label_of(e))
                 .or_else(|| {
-                    table.iter().find(|e| {
-                        e.partition_type() == PartitionType::Data(DataPartitionSubType::Nvs)
-                    })
+                    table
+                        .iter()
+                        .find(|e| is_data(e) && e.raw_subtype() == RAW_SUBTYPE_NVS)
                 })
                 .ok_or(StorageError::NoPartition)?;
             if !label_of(&chosen) {
