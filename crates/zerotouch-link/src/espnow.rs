@@ -16,7 +16,8 @@
 //!
 //! The FCS is optional on the wire we see (captures may or may not keep it), so its presence
 //! is inferred from the bytes left after the vendor element and reported by
-//! [`EspNowFrame::fcs`]; [`EspNowRepr::parse`] additionally rejects a bad or cut-off FCS.
+//! [`EspNowFrame::fcs`]; [`EspNowRepr::parse`] additionally rejects a bad or cut-off FCS,
+//! and [`EspNowRepr::parse_with_fcs`] also a missing one, for senders known to append it.
 
 use core::fmt;
 
@@ -140,6 +141,9 @@ pub enum Error {
         /// CRC-32 computed over the frame.
         computed: u32,
     },
+    /// The FCS was required but the frame ends right after the vendor element (or, for
+    /// v2 "more data" frames, it could not be located).
+    FcsMissing,
     /// A body longer than 250 bytes was given to the builder.
     BodyTooLong {
         /// Body length given.
@@ -211,6 +215,10 @@ impl fmt::Display for Error {
             Error::FcsMismatch { received, computed } => write!(
                 f,
                 "bad FCS: frame carries {received:#010x}, computed {computed:#010x}; drop the frame"
+            ),
+            Error::FcsMissing => write!(
+                f,
+                "FCS required but absent: the frame ends at its vendor element (cut, or a corrupted length byte)"
             ),
             Error::BodyTooLong { len } => write!(
                 f,
@@ -558,6 +566,20 @@ impl<'a> EspNowRepr<'a> {
         })
     }
 
+    /// Parses a frame whose sender is known to append an FCS (radiotap Flags has
+    /// [`crate::radiotap::FLAG_FCS`], or the UDP link): like [`Self::parse`], but a missing
+    /// FCS is an error too. Prefer this whenever the FCS is known to be there: with the FCS
+    /// optional, a corrupted element length could make the 4 FCS bytes look like body.
+    pub fn parse_with_fcs<T: AsRef<[u8]> + ?Sized>(
+        frame: &EspNowFrame<&'a T>,
+    ) -> Result<Self, Error> {
+        let repr = Self::parse(frame)?;
+        match frame.fcs() {
+            Fcs::Valid(_) => Ok(repr),
+            _ => Err(Error::FcsMissing),
+        }
+    }
+
     /// Bytes [`Self::emit`] writes.
     pub fn buffer_len(&self, with_fcs: bool) -> usize {
         HEADER_LEN + self.body.len() + if with_fcs { FCS_LEN } else { 0 }
@@ -743,6 +765,11 @@ mod tests {
             EspNowRepr::parse(&frame),
             Err(Error::FcsMismatch { .. })
         ));
+        let n_plain = repr(b"hello").emit(&mut buf, false).expect("emit");
+        let plain = EspNowFrame::new_checked(&buf[..n_plain]).expect("checked");
+        assert_eq!(EspNowRepr::parse_with_fcs(&plain), Err(Error::FcsMissing));
+        assert_eq!(repr(b"hello").emit(&mut buf, true), Ok(n));
+        buf[field::BODY] ^= 1;
         let mut frame = EspNowFrame::new_unchecked(&mut buf[..n]);
         assert!(frame.fill_fcs());
         assert!(matches!(frame.fcs(), Fcs::Valid(_)));

@@ -101,7 +101,8 @@ fn enigmaiot_unicast_capture_parses_exactly() {
             "frame {number}: {:?}",
             frame.fcs()
         );
-        let repr = EspNowRepr::parse(frame).expect("strict parse");
+        let repr =
+            EspNowRepr::parse_with_fcs(frame).expect("radiotap says FCS: required and valid");
         assert_eq!(repr.body, frame.body());
     }
 
@@ -182,6 +183,10 @@ fn scapy_broadcast_with_cut_fcs_is_reported_precisely() {
     assert_eq!(frame.fcs(), Fcs::Truncated { present: 3 });
     assert_eq!(
         EspNowRepr::parse(&frame),
+        Err(espnow::Error::FcsTruncated { present: 3 })
+    );
+    assert_eq!(
+        EspNowRepr::parse_with_fcs(&frame),
         Err(espnow::Error::FcsTruncated { present: 3 })
     );
     // Cutting further into the body is a truncation error, never a panic.
