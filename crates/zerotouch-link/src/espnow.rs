@@ -586,12 +586,18 @@ impl<'a> EspNowRepr<'a> {
     }
 
     /// Writes the frame at the start of `buffer` and returns its length. Fails, writing
-    /// nothing, if the body exceeds 250 bytes or the buffer is too small.
+    /// nothing, if the body exceeds 250 bytes, the version is not 1 or 2, or the buffer is
+    /// too small.
     pub fn emit(&self, buffer: &mut [u8], with_fcs: bool) -> Result<usize, Error> {
         if self.body.len() > MAX_BODY {
             return Err(Error::BodyTooLong {
                 len: self.body.len(),
             });
+        }
+        let version = self.version & 0x0f;
+        if !(1..=2).contains(&version) {
+            // Never write what no receiver (including ours) accepts.
+            return Err(Error::UnsupportedVersion { version });
         }
         let needed = self.buffer_len(with_fcs);
         if buffer.len() < needed {
@@ -739,6 +745,19 @@ mod tests {
         assert_eq!(
             repr(&body).emit(&mut buf, true),
             Err(Error::BodyTooLong { len: 251 })
+        );
+        let mut bad_version = repr(b"x");
+        bad_version.version = 0;
+        assert_eq!(
+            bad_version.emit(&mut buf, true),
+            Err(Error::UnsupportedVersion { version: 0 })
+        );
+        assert_eq!(
+            repr(b"x").emit(&mut buf[..HEADER_LEN], true),
+            Err(Error::BufferTooSmall {
+                len: HEADER_LEN,
+                needed: HEADER_LEN + 1 + FCS_LEN
+            })
         );
     }
 

@@ -411,3 +411,43 @@ pub fn parse_datagram(datagram: &[u8]) -> Option<Received> {
         frame: body,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_can_be_shared_between_tasks() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<UdpLink>();
+    }
+
+    #[test]
+    fn encoded_datagram_parses_back_and_is_bounded() {
+        let header = DatagramHeader {
+            src: Addr([2, 0, 0, 0, 0, 1]),
+            dst: Addr::BROADCAST,
+            channel: 14,
+            sequence_number: 0xffff,
+            random: [1, 2, 3, 4],
+        };
+        let mut out = [0u8; MAX_DATAGRAM];
+        let body = [0x5a; MAX_FRAME];
+        let len = encode_datagram(&header, &body, &mut out).expect("encode");
+        assert_eq!(len, MAX_DATAGRAM);
+        let parsed = parse_datagram(&out[..len]).expect("parse");
+        assert_eq!(
+            (parsed.src, parsed.dst, parsed.channel),
+            (header.src, header.dst, 14)
+        );
+        assert_eq!(&parsed.frame[..], &body[..]);
+        let bad_channel = DatagramHeader {
+            channel: 15,
+            ..header
+        };
+        assert_eq!(
+            encode_datagram(&bad_channel, b"x", &mut out),
+            Err(LinkError::InvalidChannel { channel: 15 })
+        );
+    }
+}
