@@ -1,2 +1,98 @@
-//! The `zerotouch` command.
-fn main() {}
+//! The `zerotouch` command: operator CLI, configurator daemon, Linux enrollee agent and demo.
+//!
+//! `main` parses the command line, resolves settings ([`cli::Context`]), sets up logging,
+//! runs the command on a small tokio runtime and turns an [`error::AppError`] into a message
+//! on stderr (JSON with `--json`) and a meaningful exit code.
+
+#[macro_use]
+mod error;
+mod agent;
+mod cli;
+mod commands;
+mod daemon;
+mod demo;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfiguratorCommand, Context, EnrolleeCommand};
+use crate::error::AppError;
+use crate::settings::LogFormat;
+
+fn main() -> ExitCode {
+    // clap prints help/version (exit 0) and usage errors (exit 2) itself.
+    let cli = Cli::parse();
+    let json_errors = cli.json;
+    let result = Context::resolve(&cli).and_then(|ctx| {
+        init_logging(&ctx);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|err| AppError::io("cannot start the async runtime", err))?;
+        runtime.block_on(dispatch(cli.command, &ctx))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report_error(&err, json_errors);
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+/// Runs one command.
+async fn dispatch(command: Command, ctx: &Context) -> Result<(), AppError> {
+    match command {
+        Command::Fleet(cmd) => commands::fleet::run(cmd, ctx).await,
+        Command::Device(cmd) => commands::device::run(cmd, ctx).await,
+        Command::Allow(cmd) => commands::allow::run(cmd, ctx).await,
+        Command::Profile(cmd) => commands::profile::run(cmd, ctx).await,
+        Command::Log(args) => commands::log::run(args, ctx).await,
+        Command::Export(cmd) => commands::export::run(cmd, ctx).await,
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Configurator(ConfiguratorCommand::Run(args)) => daemon::run(args, ctx).await,
+        Command::Enrollee(EnrolleeCommand::Run(args)) => agent::run(args, ctx).await,
+        Command::Enrollee(EnrolleeCommand::Uri(args)) => agent::uri(args, ctx).await,
+        Command::Demo(args) => demo::run(args, ctx).await,
+    }
+}
+
+/// Installs the tracing subscriber on stderr: human or JSON, level from -v/-q or `RUST_LOG`.
+fn init_logging(ctx: &Context) {
+    use tracing_subscriber::EnvFilter;
+    let default_level = match ctx.verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (never in this binary) would only fail; ignoring it is safe.
+    let _ = match ctx.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Prints an error on stderr: `error: ...` or, with `--json`, one JSON object.
+fn report_error(err: &AppError, json: bool) {
+    if json {
+        let value = serde_json::json!({
+            "error": {
+                "kind": err.kind(),
+                "exit_code": err.exit_code(),
+                "message": err.to_string(),
+            }
+        });
+        eprintln!("{value}");
+    } else {
+        eprintln!("error: {err}");
+    }
+}

@@ -1,0 +1,220 @@
+//! The command line: global flags, the command tree, and the resolved [`Context`] every
+//! command receives.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::commands;
+use crate::error::AppError;
+use crate::settings::{
+    ConfigFile, DefaultDirs, ENV_CONFIG, ENV_LOG_FORMAT, ENV_REGISTRY, ENV_SECRET_KEY,
+    ENV_SECRET_KEY_FILE, LogFormat, RegistryLocation,
+};
+
+/// Text appended to `zerotouch --help`: environment, files and exit codes.
+const AFTER_LONG_HELP: &str = concat!(
+    "Environment:\n",
+    "  ZEROTOUCH_REGISTRY         registry location (same as --registry)\n",
+    "  ZEROTOUCH_CONFIG           config file (same as --config)\n",
+    "  ZEROTOUCH_SECRET_KEY       registry secret key, 64 hex characters (instead of a key file)\n",
+    "  ZEROTOUCH_SECRET_KEY_FILE  registry secret key file (same as --secret-key-file)\n",
+    "  ZEROTOUCH_LOG_FORMAT       human or json (same as --log-format)\n",
+    "  RUST_LOG                   fine-grained log filter (overrides -v/-q)\n",
+    "\n",
+    "Files (defaults; flags > environment > config file > defaults):\n",
+    "  config    <user config dir>/zerotouch/config.toml (e.g. ~/.config/zerotouch/config.toml)\n",
+    "  registry  <user data dir>/zerotouch/registry.db (e.g. ~/.local/share/zerotouch/registry.db)\n",
+    "  key file  secret.key next to the registry file, created 0600\n",
+    "\n",
+    exit_code_help!()
+);
+
+/// zerotouch: zero-touch provisioning for IoT fleets.
+///
+/// Manage a fleet's registry (owner key, allowlist, network profiles, audit log), run the
+/// configurator daemon that provisions devices over the radio, and run the enrollee agent on
+/// Linux devices.
+#[derive(Parser, Debug)]
+#[command(
+    name = "zerotouch",
+    version,
+    propagate_version = true,
+    after_long_help = AFTER_LONG_HELP,
+    after_help = "Run `zerotouch --help` for environment variables, files and exit codes."
+)]
+pub struct Cli {
+    /// Registry: an SQLite file path, or a database URL.
+    #[arg(long, global = true, env = ENV_REGISTRY, value_name = "PATH|URL")]
+    pub registry: Option<String>,
+
+    /// File holding the key that encrypts secrets in the registry (created 0600 on first use).
+    #[arg(long, global = true, env = ENV_SECRET_KEY_FILE, value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// TOML config file [default: <user config dir>/zerotouch/config.toml].
+    #[arg(long, global = true, env = ENV_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = ENV_LOG_FORMAT, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q errors only).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub quiet: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create or inspect the fleet: owner key and configurator identity.
+    #[command(subcommand)]
+    Fleet(commands::fleet::FleetCommand),
+    /// Manufacture device identities; set per-device overrides.
+    #[command(subcommand)]
+    Device(commands::device::DeviceCommand),
+    /// The allowlist: which devices may be provisioned.
+    #[command(subcommand)]
+    Allow(commands::allow::AllowCommand),
+    /// Network profiles and application settings delivered to devices.
+    #[command(subcommand)]
+    Profile(commands::profile::ProfileCommand),
+    /// Show the audit log.
+    Log(commands::log::LogArgs),
+    /// Export registry data for other software.
+    #[command(subcommand)]
+    Export(commands::export::ExportCommand),
+    /// Print a shell completion script.
+    Completions(commands::completions::CompletionsArgs),
+    /// The configurator daemon.
+    #[command(subcommand)]
+    Configurator(ConfiguratorCommand),
+    /// The enrollee agent for Linux devices.
+    #[command(subcommand)]
+    Enrollee(EnrolleeCommand),
+    /// Provision a simulated fleet end to end and print a summary.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// `zerotouch configurator ...`
+#[derive(Subcommand, Debug)]
+pub enum ConfiguratorCommand {
+    /// Run the configurator daemon until SIGINT/SIGTERM.
+    Run(crate::daemon::RunArgs),
+}
+
+/// `zerotouch enrollee ...`
+#[derive(Subcommand, Debug)]
+pub enum EnrolleeCommand {
+    /// Run the enrollee agent: get provisioned, apply the configuration, report the join.
+    Run(crate::agent::RunArgs),
+    /// Print this device's DPP URI (and a QR code on a terminal).
+    Uri(crate::agent::UriArgs),
+}
+
+/// Resolved global settings, handed to every command.
+#[derive(Debug)]
+pub struct Context {
+    /// Where the registry is.
+    pub registry: RegistryLocation,
+    /// The registry secret key file (used when `secret_key_env` is not set).
+    pub secret_key_file: PathBuf,
+    /// The registry secret key from `ZEROTOUCH_SECRET_KEY`, if set (hex).
+    pub secret_key_env: Option<Zeroizing<String>>,
+    /// Print JSON on stdout.
+    pub json: bool,
+    /// Log format on stderr.
+    pub log_format: LogFormat,
+    /// Net verbosity: `-v` count minus `-q` count.
+    pub verbosity: i8,
+    /// The config file that was read, if any.
+    pub config_path: Option<PathBuf>,
+    /// The config file contents (empty if there is none); subcommands read their sections.
+    pub config: ConfigFile,
+    /// The default data directory (`<user data dir>/zerotouch`).
+    pub data_dir: PathBuf,
+}
+
+impl Context {
+    /// Resolves flags > environment > config file > defaults.
+    pub fn resolve(cli: &Cli) -> Result<Self, AppError> {
+        let dirs = DefaultDirs::discover();
+        let (config_path, explicit) = match (&cli.config, &dirs) {
+            (Some(path), _) => (Some(path.clone()), true),
+            (None, Ok(dirs)) => (Some(dirs.config_file()), false),
+            (None, Err(_)) => (None, false),
+        };
+        let config = match &config_path {
+            Some(path) => ConfigFile::load(path, explicit)?,
+            None => ConfigFile::default(),
+        };
+        let config_path = config_path.filter(|p| explicit || p.exists());
+
+        let registry = match cli.registry.as_deref().or(config.registry.as_deref()) {
+            Some(value) if value.is_empty() => {
+                return Err(AppError::Usage(
+                    "--registry is empty; give a file path or URL".into(),
+                ));
+            }
+            Some(value) => RegistryLocation::parse(value),
+            None => RegistryLocation::Sqlite(dirs.as_ref().map_err(clone_err)?.registry()),
+        };
+
+        let secret_key_file = match cli
+            .secret_key_file
+            .clone()
+            .or(config.secret_key_file.clone())
+        {
+            Some(path) => path,
+            None => match registry.sqlite_dir() {
+                Some(dir) => dir.join("secret.key"),
+                None => dirs
+                    .as_ref()
+                    .map_err(clone_err)?
+                    .data_dir
+                    .join("secret.key"),
+            },
+        };
+        let secret_key_env = std::env::var(ENV_SECRET_KEY)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(Zeroizing::new);
+
+        let data_dir = match &dirs {
+            Ok(dirs) => dirs.data_dir.clone(),
+            Err(_) => registry.sqlite_dir().map(PathBuf::from).unwrap_or_default(),
+        };
+
+        Ok(Context {
+            registry,
+            secret_key_file,
+            secret_key_env,
+            json: cli.json || config.json.unwrap_or(false),
+            log_format: cli.log_format.or(config.log_format).unwrap_or_default(),
+            verbosity: i8::try_from(cli.verbose).unwrap_or(i8::MAX)
+                - i8::try_from(cli.quiet).unwrap_or(i8::MAX),
+            config_path,
+            config,
+            data_dir,
+        })
+    }
+}
+
+/// `DefaultDirs::discover` errors are only ever Usage; rebuild one for a second use.
+fn clone_err(err: &AppError) -> AppError {
+    AppError::Usage(err.to_string())
+}

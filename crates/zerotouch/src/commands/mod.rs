@@ -1,0 +1,9 @@
+//! The operator commands: one module per command group.
+
+pub mod allow;
+pub mod completions;
+pub mod device;
+pub mod export;
+pub mod fleet;
+pub mod log;
+pub mod profile;
