@@ -616,28 +616,12 @@ pub fn new_device_settings(
     }
 }
 
-/// The enrollee timers a fleet uses unless told otherwise.
-// INTERIM values until zerotouch-proto implements Default for its timers (documented there).
+/// The enrollee timers a fleet uses unless told otherwise: the protocol's defaults.
 pub fn default_timing() -> EnrolleeTiming {
-    EnrolleeTiming {
-        dwell_ms: 150,
-        round_pause_initial_ms: 1000,
-        round_pause_max_ms: 30_000,
-        rto_initial_ms: 200,
-        rto_max_ms: 3200,
-        max_retries: 6,
-    }
+    EnrolleeTiming::default()
 }
 
-/// The configurator limits a fleet uses unless told otherwise.
+/// The configurator limits a fleet uses unless told otherwise: the protocol's defaults.
 pub fn default_limits() -> ConfiguratorLimits {
-    ConfiguratorLimits {
-        max_sessions: 64,
-        per_source_burst: 4,
-        rate_window_ms: 1000,
-        rto_initial_ms: 200,
-        rto_max_ms: 3200,
-        max_retries: 6,
-        session_timeout_ms: 30_000,
-    }
+    ConfiguratorLimits::default()
 }

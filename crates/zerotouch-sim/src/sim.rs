@@ -680,11 +680,12 @@ impl Simulator {
             );
         }
         for &r in &receivers {
-            let link = self
-                .links
-                .get(&(frame.src, self.slots[r].addr))
-                .copied()
-                .unwrap_or(self.radio.link);
+            let link = if self.links.is_empty() {
+                self.radio.link
+            } else {
+                let key = (frame.src, self.slots[r].addr);
+                self.links.get(&key).copied().unwrap_or(self.radio.link)
+            };
             if link.loss > 0.0 && self.random_unit() < link.loss {
                 self.report.lost += 1;
                 continue;
