@@ -482,3 +482,88 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Prk;
+
+    const TIMING: ChannelTiming = ChannelTiming {
+        rto_initial_ms: 100,
+        rto_max_ms: 800,
+        max_retries: 3,
+        ack_delay_ms: 40,
+    };
+
+    fn pair() -> (Channel<4096, 4096>, Channel<4096, 4096>) {
+        let prk = Prk::extract(b"salt", b"ikm");
+        let key = |l: &[u8]| AeadKey::derive(SuiteId::Ed25519, &prk, l, b"iv", &[1; 32]);
+        let a = Channel::new(SuiteId::Ed25519, 9, key(b"a"), key(b"b"), TIMING);
+        let b = Channel::new(SuiteId::Ed25519, 9, key(b"b"), key(b"a"), TIMING);
+        (a, b)
+    }
+
+    fn drain(c: &mut Channel<4096, 4096>, now: Instant) -> std::vec::Vec<(FrameBuf, bool)> {
+        core::iter::from_fn(|| c.poll_transmit(now)).collect()
+    }
+
+    extern crate std;
+
+    #[test]
+    fn reassembles_out_of_order_and_resends_byte_identical_frames() {
+        let (mut a, mut b) = pair();
+        let msg: std::vec::Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        a.send(0, &msg).unwrap();
+        assert_eq!(a.send(0, b"x"), Err(ChannelError::Busy));
+        let frames = drain(&mut a, 0);
+        assert_eq!(frames.len(), 5); // 4 x 219 + 124
+        assert!(frames[..4].iter().all(|(f, _)| f.len() == MAX_FRAME));
+        // Deliver in reverse, dropping fragment 1.
+        for (i, (f, _)) in frames.iter().enumerate().rev() {
+            if i != 1 {
+                assert!(!b.handle_data(1, f).unwrap().message_complete);
+            }
+        }
+        assert!(b.message().is_none());
+        let acks = drain(&mut b, 1);
+        assert_eq!(acks.len(), 1);
+        a.handle_ack(2, &acks[0].0).unwrap();
+        // Only fragment 1 is outstanding after the SACK; on RTO it is resent byte for byte.
+        let rto = a.poll_timeout().unwrap();
+        a.handle_timeout(rto).unwrap();
+        let resent = drain(&mut a, rto);
+        assert_eq!(resent.len(), 1);
+        assert_eq!(resent[0], (frames[1].0.clone(), true));
+        assert!(b.handle_data(101, &resent[0].0).unwrap().message_complete);
+        assert_eq!(b.message(), Some(&msg[..]));
+        // A duplicate is reported, acknowledged at once, and not re-delivered.
+        assert!(b.handle_data(102, &frames[0].0).unwrap().duplicate);
+        let ack = drain(&mut b, 102);
+        a.handle_ack(103, &ack[0].0).unwrap();
+        assert!(a.tx_idle());
+        // Replaying an older Ack (lower counter) is refused.
+        assert_eq!(a.handle_ack(104, &acks[0].0), Err(ChannelError::Rejected));
+    }
+
+    #[test]
+    fn gives_up_after_max_retries_and_rejects_tampering() {
+        let (mut a, mut b) = pair();
+        a.send(0, b"status").unwrap();
+        let f = drain(&mut a, 0).remove(0).0;
+        let mut bad = f.clone();
+        bad[20] ^= 1;
+        assert_eq!(b.handle_data(0, &bad), Err(ChannelError::Rejected));
+        let mut now = 0;
+        let mut outcome = Ok(());
+        for _ in 0..10 {
+            now = a.poll_timeout().unwrap();
+            outcome = a.handle_timeout(now);
+            if outcome.is_err() {
+                break;
+            }
+            drain(&mut a, now);
+        }
+        assert_eq!(outcome, Err(ChannelError::RetriesExhausted));
+        assert!(now >= 100 + 200 + 400);
+    }
+}
