@@ -201,6 +201,8 @@ pub const RATE_TABLE_CAP: usize = 1024;
 pub const NOT_ALLOWED_TABLE_CAP: usize = 1024;
 /// A key not on the allowlist is reported at most once per this period.
 pub const NOT_ALLOWED_REPORT_MS: u64 = 60_000;
+/// NotAllowed events are not queued while this many events wait for the driver.
+pub const MAX_QUEUED_NOT_ALLOWED: usize = 1024;
 /// How long a finished session stays to re-acknowledge duplicate join reports.
 pub const LINGER_MS: u64 = 10_000;
 /// Abort reason: the device was revoked.
@@ -395,8 +397,11 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                     evict_oldest(&mut self.not_allowed, |t| *t);
                 }
                 self.not_allowed.insert(key, now);
-                self.events
-                    .push_back(ConfiguratorEvent::NotAllowed { key, src });
+                // A driver that does not poll must not let a flood grow the queue.
+                if self.events.len() < MAX_QUEUED_NOT_ALLOWED {
+                    self.events
+                        .push_back(ConfiguratorEvent::NotAllowed { key, src });
+                }
             }
             return;
         }

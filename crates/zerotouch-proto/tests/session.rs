@@ -179,3 +179,79 @@ fn happy_path_uses_six_frames() {
         assert!(bytes <= 800, "{suite:?}: {bytes} bytes");
     }
 }
+
+#[test]
+fn tofu_enrollee_rejects_a_config_whose_owner_key_does_not_match_the_certificate() {
+    let keys = Keys::new(SuiteId::Ed25519, 15);
+    let mut identity = keys.identity(&keys.owner);
+    identity.owner = Keys::new(SuiteId::Ed25519, 16).owner.public_key();
+    let mut w = World::with_identity(&keys, &[], identity, perfect(), 17);
+    assert!(!w.run(5_000));
+    assert!(w.joined_configs.is_empty(), "no configuration may be used");
+    assert!(
+        w.enrollee_events
+            .contains(&EnrolleeEvent::AttemptFailed(AttemptFailure::Join(
+                FailureReason::ConfigRejected
+            )))
+    );
+    assert!(w.configurator_events.iter().any(|e| matches!(
+        e,
+        ConfiguratorEvent::JoinReported {
+            result: Err(FailureReason::ConfigRejected),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_flood_of_unknown_keys_creates_no_state_and_delays_nobody() {
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use zerotouch_proto::wire::AnnounceRepr;
+    use zerotouch_proto::{Addr, AnnounceMode};
+    let keys = Keys::new(SuiteId::P256, 18);
+    let mut w = World::new(&keys, &[], &keys.owner, perfect(), 19);
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    let mut buf = [0u8; 250];
+    for i in 0..5000u32 {
+        // Random bytes: the configurator must reject them before any point decoding.
+        let mut id = [2u8; 33];
+        rand_chacha::rand_core::Rng::fill_bytes(&mut rng, &mut id[1..]);
+        let n = AnnounceRepr {
+            suite: SuiteId::P256,
+            mode: AnnounceMode::New,
+            last_failure: None,
+            identity: &id,
+            ephemeral: &id,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        let b = i.to_be_bytes();
+        w.configurator.handle_frame(
+            0,
+            Addr([6, 0, b[0], b[1], b[2], b[3]]),
+            &buf[..n],
+            &w.allowlist,
+        );
+    }
+    assert_eq!(w.configurator.session_count(), 0);
+    assert_eq!(w.configurator.stats().not_allowed, 5000);
+    assert!(w.configurator.poll_transmit().is_none());
+    let mut queued = 0;
+    while w.configurator.poll_event().is_some() {
+        queued += 1;
+    }
+    assert_eq!(
+        queued,
+        zerotouch_proto::configurator::MAX_QUEUED_NOT_ALLOWED
+    );
+    // The permitted device is still provisioned.
+    assert!(w.run(60_000));
+}
+
+#[test]
+fn enrollee_fits_a_microcontroller() {
+    let size =
+        core::mem::size_of::<zerotouch_proto::enrollee::Enrollee<rand_chacha::ChaCha20Rng>>();
+    assert!(size < 16 * 1024, "enrollee state is {size} bytes");
+}

@@ -161,8 +161,18 @@ impl World {
         link: Link,
         seed: u64,
     ) -> Self {
+        Self::with_identity(keys, pinned, keys.identity(owner), link, seed)
+    }
+
+    pub fn with_identity(
+        keys: &Keys,
+        pinned: &[PublicKey],
+        identity: ConfiguratorIdentity,
+        link: Link,
+        seed: u64,
+    ) -> Self {
         let settings = ConfiguratorSettings {
-            identities: [keys.identity(owner)].into_iter().collect(),
+            identities: [identity].into_iter().collect(),
             channel: C_CHANNEL,
             unix_time: UNIX_TIME,
             limits: ConfiguratorLimits::default(),
