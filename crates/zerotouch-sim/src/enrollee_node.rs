@@ -132,11 +132,22 @@ impl EnrolleeRecord {
     }
 }
 
+/// Whether the device runs yet.
+enum Power {
+    /// Switched off until `at`; the state machine is created at power-on from `boot`.
+    Off {
+        at: Instant,
+        boot: Option<Box<(EnrolleeSettings, ChaCha8Rng)>>,
+    },
+    /// Running.
+    On(Box<Enrollee<ChaCha8Rng>>),
+}
+
 /// A simulated enrollee device.
 pub struct EnrolleeNode {
     addr: Addr,
     key_hash: KeyHash,
-    enrollee: Enrollee<ChaCha8Rng>,
+    power: Power,
     aps: Vec<ApModel>,
     join_delay_ms: u64,
     pending_join: Option<(Instant, Result<(), FailureReason>)>,
@@ -153,22 +164,54 @@ impl EnrolleeNode {
         now: Instant,
         aps: Vec<ApModel>,
     ) -> Self {
+        let mut node = Self::switched_on_at(addr, settings, rng, now, aps);
+        node.power_on(now);
+        node
+    }
+
+    /// A device at `addr` that is off until `at` (its radio is silent and deaf until then).
+    pub fn switched_on_at(
+        addr: Addr,
+        settings: EnrolleeSettings,
+        rng: ChaCha8Rng,
+        at: Instant,
+        aps: Vec<ApModel>,
+    ) -> Self {
         let key_hash = settings.identity.public_key().key_hash();
-        let mut node = Self {
+        Self {
             addr,
             key_hash,
-            enrollee: Enrollee::new(settings, rng, now),
+            power: Power::Off {
+                at,
+                boot: Some(Box::new((settings, rng))),
+            },
             aps,
             join_delay_ms: DEFAULT_JOIN_DELAY_MS,
             pending_join: None,
             hears_broadcast: false,
             record: EnrolleeRecord {
-                started_at: now,
+                started_at: at,
                 ..EnrolleeRecord::default()
             },
-        };
-        node.drain_events(now);
-        node
+        }
+    }
+
+    /// Creates the state machine (it starts announcing at `now`).
+    fn power_on(&mut self, now: Instant) {
+        if let Power::Off { boot, .. } = &mut self.power
+            && let Some(boot) = boot.take()
+        {
+            let (settings, rng) = *boot;
+            self.power = Power::On(Box::new(Enrollee::new(settings, rng, now)));
+            self.drain_events(now);
+        }
+    }
+
+    fn running(&self) -> Option<&Enrollee<ChaCha8Rng>> {
+        match &self.power {
+            Power::On(enrollee) => Some(enrollee),
+            Power::Off { .. } => None,
+        }
     }
 
     /// Sets how long a join attempt takes (virtual ms).
@@ -189,9 +232,9 @@ impl EnrolleeNode {
         self.key_hash
     }
 
-    /// The protocol state machine (read-only).
-    pub fn enrollee(&self) -> &Enrollee<ChaCha8Rng> {
-        &self.enrollee
+    /// The protocol state machine (read-only); `None` before power-on.
+    pub fn enrollee(&self) -> Option<&Enrollee<ChaCha8Rng>> {
+        self.running()
     }
 
     /// What the driver observed.
@@ -201,7 +244,7 @@ impl EnrolleeNode {
 
     /// The enrollee's counters.
     pub fn stats(&self) -> EnrolleeStats {
-        self.enrollee.stats()
+        self.running().map(Enrollee::stats).unwrap_or_default()
     }
 
     /// The access points in range; tests change them (e.g. rotate a PSK).
@@ -210,7 +253,10 @@ impl EnrolleeNode {
     }
 
     fn drain_events(&mut self, now: Instant) {
-        while let Some(event) = self.enrollee.poll_event() {
+        let Power::On(enrollee) = &mut self.power else {
+            return;
+        };
+        while let Some(event) = enrollee.poll_event() {
             match event {
                 EnrolleeEvent::ChannelChanged(_) => self.record.channel_changes += 1,
                 EnrolleeEvent::Authenticated { configurator, .. } => {
@@ -220,7 +266,7 @@ impl EnrolleeNode {
                     self.record.rejected.push((now, reason))
                 }
                 EnrolleeEvent::ConfigReceived => {
-                    let (bytes, result) = match self.enrollee.config() {
+                    let (bytes, result) = match enrollee.config() {
                         Some(view) => (view.as_bytes().to_vec(), simulate_join(&view, &self.aps)),
                         None => (Vec::new(), Err(FailureReason::ConfigRejected)),
                     };
@@ -256,37 +302,54 @@ impl Node for EnrolleeNode {
     }
 
     fn channel(&self) -> u8 {
-        self.enrollee.channel()
+        // 0: radio off.
+        self.running().map_or(0, Enrollee::channel)
     }
 
     fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
-        self.enrollee.handle_frame(now, src, frame);
-        self.drain_events(now);
+        if let Power::On(enrollee) = &mut self.power {
+            enrollee.handle_frame(now, src, frame);
+            self.drain_events(now);
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        if let Power::Off { at, .. } = self.power
+            && at <= now
+        {
+            self.power_on(now);
+        }
+        let Power::On(enrollee) = &mut self.power else {
+            return;
+        };
         if let Some((at, result)) = self.pending_join
             && at <= now
         {
             self.pending_join = None;
             self.record.join_results.push((now, result));
             // WrongState means the attempt already ended (e.g. the configurator aborted).
-            let _ = self.enrollee.report_join(now, result);
-            self.drain_events(now);
+            let _ = enrollee.report_join(now, result);
         }
-        if self.enrollee.poll_timeout().is_some_and(|t| t <= now) {
-            self.enrollee.handle_timeout(now);
-            self.drain_events(now);
+        if enrollee.poll_timeout().is_some_and(|t| t <= now) {
+            enrollee.handle_timeout(now);
         }
+        self.drain_events(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.enrollee.poll_transmit()
+        match &mut self.power {
+            Power::On(enrollee) => enrollee.poll_transmit(),
+            Power::Off { .. } => None,
+        }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
+        let enrollee = match &self.power {
+            Power::On(enrollee) => enrollee,
+            Power::Off { at, .. } => return Some(*at),
+        };
         let join = self.pending_join.map(|(at, _)| at);
-        match (self.enrollee.poll_timeout(), join) {
+        match (enrollee.poll_timeout(), join) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -305,6 +368,7 @@ impl Node for EnrolleeNode {
     }
 
     fn is_finished(&self) -> bool {
-        self.enrollee.state() == EnrolleeState::Provisioned
+        self.running()
+            .is_some_and(|e| e.state() == EnrolleeState::Provisioned)
     }
 }

@@ -84,6 +84,7 @@ pub struct Fleet {
     passphrase: String,
     ap_channel: u8,
     settings_bytes: usize,
+    power_on_spread_ms: u64,
     enrollee_timing: Option<EnrolleeTiming>,
     limits: Option<ConfiguratorLimits>,
 }
@@ -106,6 +107,7 @@ impl Fleet {
             passphrase: "correct horse battery staple".to_owned(),
             ap_channel: 6,
             settings_bytes: 0,
+            power_on_spread_ms: 0,
             enrollee_timing: None,
             limits: None,
         }
@@ -195,6 +197,14 @@ impl Fleet {
         self
     }
 
+    /// Switch the devices on at independent uniformly random times within the first
+    /// `ms` milliseconds instead of all at time 0 (an installer powering a building up).
+    /// Times to provision are counted from each device's own power-on.
+    pub fn power_on_spread_ms(mut self, ms: u64) -> Self {
+        self.power_on_spread_ms = ms;
+        self
+    }
+
     /// Enrollee timers (default: the protocol's).
     pub fn enrollee_timing(mut self, timing: EnrolleeTiming) -> Self {
         self.enrollee_timing = Some(timing);
@@ -237,6 +247,8 @@ impl Fleet {
             ));
         }
         let mut master = ChaCha8Rng::seed_from_u64(self.seed);
+        // A stream of its own, so that spreading power-on changes no key or nonce.
+        let mut power_on = ChaCha8Rng::seed_from_u64(self.seed ^ 0x706f_7765_725f_6f6e);
         let mut sim = Simulator::new(self.radio.clone(), master.next_u64());
 
         // One owner key per suite, so that either kind of enrollee can verify its chain.
@@ -279,13 +291,16 @@ impl Fleet {
                 settings.timing = timing;
             }
             let rng = ChaCha8Rng::seed_from_u64(master.next_u64());
-            let node = EnrolleeNode::new(
-                Self::enrollee_addr(index),
-                settings,
-                rng,
-                0,
-                vec![ap.clone()],
-            )
+            let at = match self.power_on_spread_ms {
+                0 => 0,
+                spread => power_on.next_u64() % spread,
+            };
+            let addr = Self::enrollee_addr(index);
+            let node = if at == 0 {
+                EnrolleeNode::new(addr, settings, rng, 0, vec![ap.clone()])
+            } else {
+                EnrolleeNode::switched_on_at(addr, settings, rng, at, vec![ap.clone()])
+            }
             .with_join_delay(self.join_delay_ms);
             enrollees.push(node);
         }
