@@ -403,8 +403,10 @@ fn flood(run: &mut FleetRun, count: u64, interval_us: u64) {
 }
 
 /// Largest extra time-to-provision (ms) the flood below may cost the slowest permitted
-/// device: one more announcement round (dwell on every channel plus the longest round
-/// pause the backoff reaches in a run this short).
+/// device. The flood takes channel time only (an unknown key costs the configurator one
+/// hash and one lookup, and no session), so the stated bound is one more announcement
+/// round of a device that missed its answer: a dwell on each of 13 channels plus the
+/// first round pause with jitter (13 x 150 ms + 1.25 s = 3.2 s), rounded up to 5 s.
 const FLOOD_DELAY_BOUND_MS: u64 = 5_000;
 
 #[test]
@@ -415,15 +417,18 @@ fn a_flood_of_unknown_announcements_keeps_the_configurator_bounded() {
     let calm_report = calm.run(DEADLINE_MS);
     assert_eq!(calm_report.provisioned, devices, "{calm_report}");
 
-    // 15,000 announcements, one every 4 ms for a minute: about 29 % of the channel.
+    // 10,000 announcements of fresh keys from fresh addresses, one every 2 ms for 20 s:
+    // about 57 % of the channel's time.
     let mut flooded = fleet.build().expect("fleet");
-    flood(&mut flooded, 15_000, 4_000);
+    flood(&mut flooded, 10_000, 2_000);
     let report = flooded.run(DEADLINE_MS);
     assert_eq!(report.provisioned, devices, "{report}");
     let configurator = flooded.configurator(0).expect("configurator");
+    let stats = configurator.stats();
+    let handled = stats.not_allowed + stats.rate_limited;
     assert!(
-        configurator.not_allowed() > 1_000,
-        "the flood reached the configurator"
+        handled > 1_000,
+        "the flood reached the configurator ({stats:?})"
     );
     assert!(
         configurator.peak_sessions() <= devices,
@@ -436,6 +441,11 @@ fn a_flood_of_unknown_announcements_keeps_the_configurator_bounded() {
     );
     let calm_max = calm_report.max_ms.expect("times");
     let flooded_max = report.max_ms.expect("times");
+    eprintln!(
+        "flood: slowest device {calm_max} ms calm, {flooded_max} ms flooded; peak sessions {}; \
+         {handled} unknown announcements handled",
+        configurator.peak_sessions()
+    );
     assert!(
         flooded_max <= calm_max + FLOOD_DELAY_BOUND_MS,
         "flood delayed the slowest device from {calm_max} ms to {flooded_max} ms"
@@ -443,14 +453,9 @@ fn a_flood_of_unknown_announcements_keeps_the_configurator_bounded() {
     // After the flood the configurator holds no sessions at all.
     let later = flooded.sim.now_ms() + 120_000;
     flooded.sim.run_until(later);
-    assert_eq!(
-        flooded
-            .configurator(0)
-            .expect("configurator")
-            .configurator()
-            .session_count(),
-        0
-    );
+    let configurator = flooded.configurator(0).expect("configurator");
+    assert_eq!(configurator.configurator().session_count(), 0);
+    assert!(configurator.stats().not_allowed + configurator.stats().rate_limited >= 9_000);
 }
 
 #[test]
