@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run --release -p zerotouch-sim --example fleet -- \
 //!     --devices 1000 --loss 0.1 --seed 1 [--allowlisted N] [--suite ed25519|p256|mixed] \
-//!     [--configurators 2] [--deadline-s 3600] [--record]
+//!     [--configurators 2] [--spread-s 0] [--pause-max-ms N] [--deadline-s 3600] [--record]
 //! ```
 //! Configurators sit on channels 6, 1, 11, 3, 9, ... in that order; device i is allowlisted
-//! at configurator i mod K.
+//! at configurator i mod K. `--spread-s S` switches the devices on at random times within
+//! the first S seconds (default: all at once); `--pause-max-ms` caps the enrollees' pause
+//! between announcement rounds (default: the protocol's).
 
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
@@ -24,6 +26,8 @@ struct Args {
     suite: SuiteChoice,
     configurators: usize,
     deadline_s: u64,
+    spread_s: u64,
+    pause_max_ms: Option<u64>,
     record: bool,
 }
 
@@ -36,6 +40,8 @@ fn parse() -> Result<Args, String> {
         suite: SuiteChoice::Only(SuiteId::Ed25519),
         configurators: 1,
         deadline_s: 3600,
+        spread_s: 0,
+        pause_max_ms: None,
         record: false,
     };
     let mut it = std::env::args().skip(1);
@@ -52,6 +58,8 @@ fn parse() -> Result<Args, String> {
             "--loss" => args.loss = value.parse().map_err(|_| bad("a probability 0..1"))?,
             "--seed" => args.seed = value.parse().map_err(|_| bad("an integer"))?,
             "--configurators" => args.configurators = value.parse().map_err(|_| bad("1..=13"))?,
+            "--pause-max-ms" => args.pause_max_ms = Some(value.parse().map_err(|_| bad("ms"))?),
+            "--spread-s" => args.spread_s = value.parse().map_err(|_| bad("seconds"))?,
             "--deadline-s" => args.deadline_s = value.parse().map_err(|_| bad("seconds"))?,
             "--suite" => {
                 args.suite = match value.as_str() {
@@ -86,7 +94,14 @@ fn main() -> ExitCode {
         .suite(args.suite)
         .lossy(args.loss)
         .record_frames(args.record)
+        .power_on_spread_ms(args.spread_s * 1000)
         .configurators_on(&CHANNEL_ORDER[..args.configurators]);
+    if let Some(pause_max) = args.pause_max_ms {
+        let mut timing = zerotouch_sim::fleet::default_timing();
+        timing.round_pause_max_ms = pause_max;
+        timing.round_pause_initial_ms = timing.round_pause_initial_ms.min(pause_max);
+        fleet = fleet.enrollee_timing(timing);
+    }
     if let Some(m) = args.allowlisted {
         fleet = fleet.allowlisted(m);
     }
@@ -113,6 +128,15 @@ fn main() -> ExitCode {
     let report = run.run(args.deadline_s * 1000);
     let total = started.elapsed();
     print!("{report}");
+    for index in 0..run.configurators.len() {
+        if let Some(c) = run.configurator(index) {
+            println!(
+                "configurator {index}: peak sessions {}, {:?}",
+                c.peak_sessions(),
+                c.stats()
+            );
+        }
+    }
     println!(
         "wall time: {:.2} s ({:.2} s building keys and nodes, {:.2} s simulating)",
         total.as_secs_f64(),
