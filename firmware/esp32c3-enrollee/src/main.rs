@@ -54,18 +54,6 @@ use crate::storage::{Committed, StorageError, Store};
 
 esp_bootloader_esp_idf::esp_app_desc!();
 
-/// Enrollee timers. Dwell and round pauses follow DPP's chirping (seconds per channel, tens
-/// of seconds between rounds, shortened since an ESP-NOW frame is cheap); retransmissions
-/// start at a few ESP-NOW round trips.
-const TIMING: EnrolleeTiming = EnrolleeTiming {
-    dwell_ms: 400,
-    round_pause_initial_ms: 2_000,
-    round_pause_max_ms: 30_000,
-    rto_initial_ms: 250,
-    rto_max_ms: 2_000,
-    max_retries: 6,
-};
-
 /// Channel to start announcing on when nothing better is known.
 const DEFAULT_CHANNEL: u8 = 1;
 /// Join rounds over the committed networks before announcing for reconfiguration.
@@ -114,6 +102,12 @@ impl From<StorageError> for Fatal {
     }
 }
 
+impl From<zerotouch_firmware_store::StorageError<esp_storage::FlashStorageError>> for Fatal {
+    fn from(e: zerotouch_firmware_store::StorageError<esp_storage::FlashStorageError>) -> Self {
+        Self::Storage(StorageError::Store(e))
+    }
+}
+
 impl From<EspNowError> for Fatal {
     fn from(e: EspNowError) -> Self {
         Self::EspNow(e)
@@ -152,7 +146,7 @@ async fn run(
     let mut controller =
         WifiController::new(wifi, ControllerConfig::default()).map_err(Fatal::Wifi)?;
     let esp_now = controller.esp_now();
-    let mut store = Store::open(FlashStorage::new(flash))?;
+    let mut store = storage::open(FlashStorage::new(flash))?;
     let manufacturing_owners = manufacturing::pinned_owners().map_err(Fatal::Manufacturing)?;
     let suite = manufacturing::identity_suite().map_err(Fatal::Manufacturing)?;
 
@@ -195,7 +189,9 @@ async fn run(
             last_failure,
             last_channel: committed.map(|c| c.channel),
             known_unix_time: committed.map_or(0, |c| c.unix_time),
-            timing: TIMING,
+            // PROTOCOL.md §9.3 values; the configurator waits 30 s for the join report,
+            // which covers `wifi::JOIN_TIMEOUT` plus leaving the network.
+            timing: EnrolleeTiming::default(),
         };
         let rng = HardwareRng::new().map_err(Fatal::Rng)?;
         let mut enrollee = Enrollee::new(settings, rng, now_ms());
