@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the ESP32-C3 enrollee firmware (release) and prints its footprint.
+# Builds the ESP32-C3 enrollee firmware (release), prints its footprint, and runs the host
+# tests of its flash store (power cuts at every flash operation).
 # Needs: rustup (stable), python3 and binutils (`nm`, `size`: they read RISC-V ELF).
-# Honours CARGO_TARGET_DIR. Extra arguments go to `cargo build`.
+# Honours CARGO_TARGET_DIR (the store tests then use "$CARGO_TARGET_DIR-store").
+# SKIP_STORE_TESTS=1 skips the host tests. Extra arguments go to the firmware's `cargo build`.
 set -euo pipefail
-cd "$(dirname "$0")/esp32c3-enrollee"
+cd "$(dirname "$0")"
 
 target=riscv32imc-unknown-none-elf
 if ! rustup target list --installed | grep -qx "$target"; then
@@ -12,9 +14,15 @@ if ! rustup target list --installed | grep -qx "$target"; then
 fi
 
 echo "==> cargo build --release (firmware, $target)"
-cargo build --release "$@"
+(cd esp32c3-enrollee && cargo build --release "$@")
 
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+target_dir="${CARGO_TARGET_DIR:-$PWD/esp32c3-enrollee/target}"
 elf="$target_dir/$target/release/zerotouch-esp32c3-enrollee"
 echo "==> footprint of $elf"
-python3 ../tools/size_report.py "$elf"
+python3 tools/size_report.py "$elf"
+
+if [ "${SKIP_STORE_TESTS:-0}" != 1 ]; then
+  echo "==> flash store: host tests with power cuts (firmware/store)"
+  store_target="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR-store}"
+  (cd store && CARGO_TARGET_DIR="${store_target:-$PWD/target}" cargo test)
+fi

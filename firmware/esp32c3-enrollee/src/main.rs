@@ -69,10 +69,15 @@ const IDLE_WAIT: Duration = Duration::from_secs(60);
 /// A condition the firmware cannot run past. Each says what to do about it.
 #[derive(Debug)]
 enum Fatal {
+    /// The Wi-Fi driver did not start.
     Wifi(WifiError),
+    /// ESP-NOW could not be set up.
     EspNow(EspNowError),
+    /// No true random numbers (the radio is not running).
     Rng(RngError),
+    /// The flash store failed.
     Storage(StorageError),
+    /// The image was built with unusable manufacturing settings.
     Manufacturing(ManufacturingError),
     /// The identity disappeared from flash after boot.
     IdentityLost,
