@@ -19,6 +19,9 @@ fn a_permitted_device_is_provisioned() {
         commit.config, run.config,
         "it committed the configuration it was given"
     );
+    // No owner was pinned: trust on first use pins the fleet owner that provisioned it.
+    assert!(run.owners.contains(&commit.provisioned.owner));
+    assert_eq!(commit.provisioned.channel, 6);
     let log = run
         .configurator(0)
         .and_then(|c| c.device(&run.keys[0]))
