@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, Subcommand};
-use zeroize::Zeroizing;
+use zerotouch_store::{Registry, SecretKeySource};
 
 use crate::commands;
 use crate::error::AppError;
@@ -26,7 +26,7 @@ const AFTER_LONG_HELP: &str = concat!(
     "Files (defaults; flags > environment > config file > defaults):\n",
     "  config    <user config dir>/zerotouch/config.toml (e.g. ~/.config/zerotouch/config.toml)\n",
     "  registry  <user data dir>/zerotouch/registry.db (e.g. ~/.local/share/zerotouch/registry.db)\n",
-    "  key file  secret.key next to the registry file, created 0600\n",
+    "  key file  <registry file>.key (e.g. registry.db.key), created 0600 with the registry\n",
     "\n",
     exit_code_help!()
 );
@@ -131,10 +131,9 @@ pub enum EnrolleeCommand {
 pub struct Context {
     /// Where the registry is.
     pub registry: RegistryLocation,
-    /// The registry secret key file (used when `secret_key_env` is not set).
-    pub secret_key_file: PathBuf,
-    /// The registry secret key from `ZEROTOUCH_SECRET_KEY`, if set (hex).
-    pub secret_key_env: Option<Zeroizing<String>>,
+    /// The registry secret key file given explicitly; `None`: `ZEROTOUCH_SECRET_KEY` if set,
+    /// else `<registry file>.key`.
+    pub secret_key_file: Option<PathBuf>,
     /// Print JSON on stdout.
     pub json: bool,
     /// Log format on stderr.
@@ -174,25 +173,14 @@ impl Context {
             None => RegistryLocation::Sqlite(dirs.as_ref().map_err(clone_err)?.registry()),
         };
 
-        let secret_key_file = match cli
-            .secret_key_file
-            .clone()
-            .or(config.secret_key_file.clone())
-        {
-            Some(path) => path,
-            None => match registry.sqlite_dir() {
-                Some(dir) => dir.join("secret.key"),
-                None => dirs
-                    .as_ref()
-                    .map_err(clone_err)?
-                    .data_dir
-                    .join("secret.key"),
-            },
+        // Key precedence: key file flag/env > ZEROTOUCH_SECRET_KEY > key file in the config >
+        // the store's default (`<registry>.key` next to an SQLite file).
+        let secret_key_env_set = std::env::var_os(ENV_SECRET_KEY).is_some_and(|v| !v.is_empty());
+        let secret_key_file = match (&cli.secret_key_file, secret_key_env_set) {
+            (Some(path), _) => Some(path.clone()),
+            (None, true) => None,
+            (None, false) => config.secret_key_file.clone(),
         };
-        let secret_key_env = std::env::var(ENV_SECRET_KEY)
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(Zeroizing::new);
 
         let data_dir = match &dirs {
             Ok(dirs) => dirs.data_dir.clone(),
@@ -202,7 +190,6 @@ impl Context {
         Ok(Context {
             registry,
             secret_key_file,
-            secret_key_env,
             json: cli.json || config.json.unwrap_or(false),
             log_format: cli.log_format.or(config.log_format).unwrap_or_default(),
             verbosity: i8::try_from(cli.verbose).unwrap_or(i8::MAX)
@@ -211,6 +198,46 @@ impl Context {
             config,
             data_dir,
         })
+    }
+}
+
+impl Context {
+    /// Where the registry's secret key comes from.
+    pub fn secret_key_source(&self) -> SecretKeySource {
+        match &self.secret_key_file {
+            Some(path) => SecretKeySource::File(path.clone()),
+            None => SecretKeySource::Auto,
+        }
+    }
+
+    /// A description of where the secret key is, for messages (`fleet init` prints it).
+    pub fn secret_key_location(&self) -> String {
+        match (&self.secret_key_file, &self.registry) {
+            (Some(path), _) => path.display().to_string(),
+            (None, _) if std::env::var_os(ENV_SECRET_KEY).is_some_and(|v| !v.is_empty()) => {
+                format!("${ENV_SECRET_KEY} (environment)")
+            }
+            (None, RegistryLocation::Sqlite(path)) => {
+                Registry::default_key_file(path).display().to_string()
+            }
+            (None, RegistryLocation::Url(_)) => {
+                format!("${ENV_SECRET_KEY} (required for a database URL)")
+            }
+        }
+    }
+
+    /// The registry location as the store takes it.
+    pub fn registry_url(&self) -> String {
+        match &self.registry {
+            RegistryLocation::Sqlite(path) => path.display().to_string(),
+            RegistryLocation::Url(url) => url.clone(),
+        }
+    }
+
+    /// Opens the registry (creating an SQLite one, its directory and key file if needed).
+    pub async fn open_registry(&self) -> Result<Registry, AppError> {
+        tracing::debug!(registry = %self.registry, "opening registry");
+        Ok(Registry::open(&self.registry_url(), self.secret_key_source()).await?)
     }
 }
 

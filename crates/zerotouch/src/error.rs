@@ -9,6 +9,7 @@ use std::io;
 
 use zerotouch_proto::config::ConfigError;
 use zerotouch_proto::error::{CertError, Error as ProtoError, KeyError, UriError};
+use zerotouch_store::StoreError;
 
 /// Exit codes, documented in `zerotouch --help` and the README.
 pub mod exit {
@@ -133,6 +134,34 @@ impl std::error::Error for AppError {}
 impl From<io::Error> for AppError {
     fn from(err: io::Error) -> Self {
         AppError::io("I/O error", err)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        let message = err.to_string();
+        match err {
+            StoreError::Busy { .. } => AppError::Busy(message),
+            StoreError::Corrupt { .. }
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Migration { .. }
+            | StoreError::WrongSecretKey { .. }
+            | StoreError::Tampered { .. } => AppError::Corrupt(message),
+            StoreError::UnknownProfile(_) | StoreError::DeviceNotFound(_) | StoreError::NoFleet => {
+                AppError::NotFound(message)
+            }
+            StoreError::DuplicateKey(_)
+            | StoreError::DuplicateLabel(_)
+            | StoreError::AmbiguousPrefix { .. }
+            | StoreError::FleetExists(_)
+            | StoreError::ProfileInUse { .. }
+            | StoreError::DeviceRevoked(_)
+            | StoreError::ImportRejected(_) => AppError::Conflict(message),
+            StoreError::InvalidConfig(_)
+            | StoreError::InvalidInput(_)
+            | StoreError::UnsupportedUrl(_) => AppError::Usage(message),
+            _ => AppError::Failed(message),
+        }
     }
 }
 

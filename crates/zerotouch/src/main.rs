@@ -11,6 +11,8 @@ mod cli;
 mod commands;
 mod daemon;
 mod demo;
+mod identity;
+mod output;
 mod settings;
 
 use std::process::ExitCode;
