@@ -2,19 +2,29 @@
 
 use std::path::PathBuf;
 
+use std::collections::HashMap;
+
+use base64ct::{Base64, Encoding};
 use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use zerotouch_proto::uri::BootstrapUri;
+use zerotouch_proto::{KeyHash, PublicKey, SuiteId};
+use zerotouch_store::{Device, DeviceFilter, DeviceState, NewDevice, Registry, StoreError};
 
 use crate::cli::Context;
 use crate::error::AppError;
+use crate::output::{Direction, format_time, parse_when, print_json, print_table, write_stdout};
 
 /// `zerotouch allow ...`
 #[derive(Subcommand, Debug)]
 pub enum AllowCommand {
-    /// Allow one device, given as a DPP URI, a public key (base64/hex DER SPKI or raw key)
-    /// or a 64-hex-digit key hash.
+    /// Allow one device, given as a DPP URI or a public key (base64/hex DER SPKI or raw key).
+    /// A key hash alone is not enough: the configurator needs the key to authenticate it.
     Add(AddArgs),
-    /// Allow many devices from a file: CSV with a header (uri or key or hash, label,
-    /// profile, expires), a JSON array, or one DPP URI per line. All or nothing.
+    /// Allow many devices from a file: CSV with a header (`uri` or `key`, and optional
+    /// `label`, `profile`, `expires`), a JSON array (of URI strings or objects with the same
+    /// fields), or one DPP URI per line (`#` comments). All or nothing: one bad line and
+    /// nothing is imported; every bad line is reported with its line number.
     Import(ImportArgs),
     /// List allowlist entries: key hash, label, profile, state, last event.
     List(ListArgs),
@@ -25,7 +35,8 @@ pub enum AllowCommand {
 /// Arguments of `zerotouch allow add`.
 #[derive(Args, Debug)]
 pub struct AddArgs {
-    /// DPP URI (`DPP:...;;`), public key (base64 or hex; DER SPKI or raw), or key hash (64 hex).
+    /// DPP URI (`DPP:...;;`), or public key: base64 or hex, DER SPKI or raw (prefix a raw
+    /// key with `ed25519:` or `p256:` to be explicit).
     pub device: String,
     /// Human label (unique), e.g. a serial number.
     #[arg(long)]
@@ -67,8 +78,602 @@ pub struct RevokeArgs {
     pub reason: Option<String>,
 }
 
+/// A device key parsed from the command line or an import file.
+#[derive(Debug)]
+pub struct ParsedDevice {
+    /// The identity public key.
+    pub key: PublicKey,
+    /// The URI's `I:` field, used as the label when none is given.
+    pub info: Option<String>,
+}
+
+/// Parses a device given as a DPP URI, a public key (hex or base64; DER SPKI, or a raw key
+/// with an optional `ed25519:`/`p256:` prefix), or a key hash (rejected with an explanation).
+pub fn parse_device(text: &str) -> Result<ParsedDevice, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty entry".into());
+    }
+    if text.len() >= 4 && text[..4].eq_ignore_ascii_case("DPP:") {
+        let uri = BootstrapUri::parse(text).map_err(|e| format!("invalid DPP URI: {e}"))?;
+        return Ok(ParsedDevice {
+            key: uri.key,
+            info: uri.info.map(str::to_string),
+        });
+    }
+    let (suite_hint, body) = match text.split_once(':') {
+        Some((name, rest)) => match SuiteId::from_name(&name.to_ascii_lowercase()) {
+            Some(suite) => (Some(suite), rest.trim()),
+            None => {
+                return Err(format!(
+                    "unknown key prefix {name:?}: use `ed25519:` or `p256:`, or a DPP URI"
+                ));
+            }
+        },
+        None => (None, text),
+    };
+    let is_hex = body.len() % 2 == 0 && body.bytes().all(|b| b.is_ascii_hexdigit());
+    if suite_hint.is_none() && is_hex && body.len() == 64 {
+        return Err(
+            "a key hash alone cannot be allowlisted: the configurator needs the device's \
+                    public key to authenticate it. Give the DPP URI (`zerotouch enrollee uri`, \
+                    manifest.csv) or the public key; to pass a raw Ed25519 key in hex, write \
+                    `ed25519:<hex>`"
+                .into(),
+        );
+    }
+    let bytes = if is_hex {
+        hex::decode(body).map_err(|e| format!("bad hex: {e}"))?
+    } else {
+        Base64::decode_vec(body).map_err(|_| {
+            "not a DPP URI, hex or base64 key (a DPP URI starts with `DPP:`)".to_string()
+        })?
+    };
+    let key = match suite_hint {
+        Some(suite) => PublicKey::from_wire(suite, &bytes)
+            .map_err(|e| format!("invalid {} key: {e}", suite.name()))?,
+        None => match bytes.len() {
+            32 => PublicKey::from_wire(SuiteId::Ed25519, &bytes)
+                .map_err(|e| format!("invalid Ed25519 key: {e}"))?,
+            33 | 65 => PublicKey::from_wire(SuiteId::P256, &bytes)
+                .map_err(|e| format!("invalid P-256 key: {e}"))?,
+            _ => {
+                PublicKey::from_spki_der(&bytes).map_err(|e| format!("invalid public key: {e}"))?
+            }
+        },
+    };
+    Ok(ParsedDevice { key, info: None })
+}
+
+/// One allowlist entry as printed by `allow list`.
+#[derive(Serialize)]
+pub struct EntryView {
+    key_hash: String,
+    suite: &'static str,
+    label: Option<String>,
+    profile: String,
+    state: String,
+    failure: Option<String>,
+    expires_at: Option<String>,
+    last_event: Option<String>,
+    last_event_at: Option<String>,
+    last_mac: Option<String>,
+    provisioned_at: Option<String>,
+}
+
+impl EntryView {
+    /// The printed form of a device.
+    pub fn of(device: &Device) -> Self {
+        Self {
+            key_hash: device.key_hash.to_string(),
+            suite: device.suite.name(),
+            label: device.label.clone(),
+            profile: device.profile_name().to_string(),
+            state: device.state.name().to_string(),
+            failure: match device.state {
+                DeviceState::Failed(reason) => Some(reason.name().to_string()),
+                _ => None,
+            },
+            expires_at: device.expires_at_ms.map(format_time),
+            last_event: device.last_event.clone(),
+            last_event_at: device.last_event_at_ms.map(format_time),
+            last_mac: device.last_mac.map(|m| m.to_string()),
+            provisioned_at: device.provisioned_at_ms.map(format_time),
+        }
+    }
+}
+
 /// Runs an `allow` command.
 pub async fn run(cmd: AllowCommand, ctx: &Context) -> Result<(), AppError> {
-    let _ = (cmd, ctx);
-    Err(AppError::not_built("allow"))
+    let registry = ctx.open_registry().await?;
+    match cmd {
+        AllowCommand::Add(args) => add(args, ctx, &registry).await,
+        AllowCommand::Import(args) => import(args, ctx, &registry).await,
+        AllowCommand::List(args) => list(args, ctx, &registry).await,
+        AllowCommand::Revoke(args) => revoke(args, ctx, &registry).await,
+    }
+}
+
+async fn add(args: AddArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let parsed = parse_device(&args.device).map_err(AppError::Usage)?;
+    let expires_at_ms = args
+        .expires
+        .as_deref()
+        .map(|t| parse_when(t, Direction::Future, "--expires"))
+        .transpose()?;
+    let mut new = NewDevice::from_public_key(&parsed.key);
+    new.label = args.label.or(parsed.info);
+    new.profile = args.profile;
+    new.expires_at_ms = expires_at_ms;
+    let device = registry.allow(new).await?;
+    if ctx.json {
+        return print_json(&EntryView::of(&device));
+    }
+    write_stdout(&format!(
+        "allowed {} ({}, label {}, profile {})",
+        device.key_hash,
+        device.suite.name(),
+        device.label.as_deref().unwrap_or("-"),
+        device.profile_name()
+    ))
+}
+
+/// An import entry before it is parsed: where it came from and its fields.
+struct RawEntry {
+    /// Human position: `line 7` or `entry 3`.
+    position: String,
+    device: String,
+    label: Option<String>,
+    profile: Option<String>,
+    expires: Option<String>,
+}
+
+/// Splits an import file into entries, detecting its format.
+fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), AppError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('[') {
+        return read_json(trimmed).map(|e| ("JSON", e));
+    }
+    let first_line = trimmed
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let looks_like_header = first_line.contains(',')
+        && first_line.split(',').any(|c| {
+            matches!(
+                c.trim().trim_matches('"'),
+                "uri" | "dpp_uri" | "key" | "device"
+            )
+        });
+    if looks_like_header {
+        return read_csv(text).map(|e| ("CSV", e));
+    }
+    let entries = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|(i, line)| RawEntry {
+            position: format!("line {}", i + 1),
+            device: line.trim().trim_start_matches('\u{feff}').to_string(),
+            label: None,
+            profile: None,
+            expires: None,
+        })
+        .collect();
+    Ok(("one-per-line", entries))
+}
+
+fn read_csv(text: &str) -> Result<Vec<RawEntry>, AppError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| AppError::Usage(format!("import file: bad CSV header: {e}")))?
+        .clone();
+    let column = |names: &[&str]| {
+        headers
+            .iter()
+            .position(|h| names.contains(&h.to_ascii_lowercase().as_str()))
+    };
+    let device_col = column(&["uri", "dpp_uri", "key", "device"]).ok_or_else(|| {
+        AppError::Usage("import file: the CSV header needs a `uri` (or `key`) column".into())
+    })?;
+    let (label_col, profile_col, expires_col) = (
+        column(&["label"]),
+        column(&["profile"]),
+        column(&["expires"]),
+    );
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, |p| p.line());
+                let field = |col: Option<usize>| {
+                    col.and_then(|c| record.get(c))
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                entries.push(RawEntry {
+                    position: format!("line {line}"),
+                    device: field(Some(device_col)).unwrap_or_default(),
+                    label: field(label_col),
+                    profile: field(profile_col),
+                    expires: field(expires_col),
+                });
+            }
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                errors.push(format!(
+                    "  line {line}: malformed CSV row: {}",
+                    csv_error_kind(&e)
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(rejected(&errors))
+    }
+}
+
+fn csv_error_kind(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("{len} fields, the header has {expected_len}")
+        }
+        _ => err.to_string(),
+    }
+}
+
+fn read_json(text: &str) -> Result<Vec<RawEntry>, AppError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum JsonEntry {
+        Uri(String),
+        Object {
+            #[serde(alias = "dpp_uri", alias = "key", alias = "device")]
+            uri: String,
+            label: Option<String>,
+            profile: Option<String>,
+            expires: Option<String>,
+        },
+    }
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+        AppError::Usage(format!(
+            "import file: not a valid JSON array (line {}, column {}): {e}; nothing was imported",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (i, value) in values.into_iter().enumerate() {
+        let position = format!("entry {}", i + 1);
+        match serde_json::from_value::<JsonEntry>(value) {
+            Ok(JsonEntry::Uri(device)) => entries.push(RawEntry {
+                position,
+                device,
+                label: None,
+                profile: None,
+                expires: None,
+            }),
+            Ok(JsonEntry::Object { uri, label, profile, expires }) => entries.push(RawEntry {
+                position,
+                device: uri,
+                label,
+                profile,
+                expires,
+            }),
+            Err(_) => errors.push(format!(
+                "  {position}: expected a URI string or an object with \"uri\" (and optional \"label\", \"profile\", \"expires\")"
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(rejected(&errors))
+    }
+}
+
+/// The error for an import with bad entries.
+fn rejected(problems: &[String]) -> AppError {
+    AppError::Usage(format!(
+        "import rejected, nothing was imported (the import is all or nothing); {} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    ))
+}
+
+#[derive(Serialize)]
+struct ImportReport {
+    format: &'static str,
+    imported: usize,
+}
+
+async fn import(args: ImportArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| AppError::io("cannot read stdin", e))?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .map_err(|e| AppError::io(format_args!("cannot read {}", args.file.display()), e))?
+    };
+    let (format, raw) = read_entries(&text)?;
+    if raw.is_empty() {
+        return Err(AppError::Usage(format!(
+            "{} has no entries; nothing was imported",
+            args.file.display()
+        )));
+    }
+    let mut problems = Vec::new();
+    let mut devices = Vec::with_capacity(raw.len());
+    let mut first_seen: HashMap<KeyHash, &str> = HashMap::new();
+    let mut labels_seen: HashMap<String, &str> = HashMap::new();
+    for entry in &raw {
+        let parsed = match parse_device(&entry.device) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                problems.push(format!("  {}: {reason}", entry.position));
+                continue;
+            }
+        };
+        let expires_at_ms = match entry
+            .expires
+            .as_deref()
+            .map(|t| parse_when(t, Direction::Future, "expires"))
+        {
+            Some(Err(e)) => {
+                problems.push(format!("  {}: {e}", entry.position));
+                continue;
+            }
+            Some(Ok(ms)) => Some(ms),
+            None => None,
+        };
+        let key_hash = parsed.key.key_hash();
+        if let Some(first) = first_seen.insert(key_hash, &entry.position) {
+            problems.push(format!(
+                "  {}: duplicate: same device key as {first}",
+                entry.position
+            ));
+            continue;
+        }
+        let mut new = NewDevice::from_public_key(&parsed.key);
+        new.label = entry.label.clone().or(parsed.info);
+        if let Some(label) = &new.label
+            && let Some(first) = labels_seen.insert(label.clone(), &entry.position)
+        {
+            problems.push(format!(
+                "  {}: duplicate: label {label:?} already used by {first}",
+                entry.position
+            ));
+            continue;
+        }
+        new.profile = entry.profile.clone().or_else(|| args.profile.clone());
+        new.expires_at_ms = expires_at_ms;
+        devices.push((entry.position.as_str(), new));
+    }
+    if !problems.is_empty() {
+        return Err(rejected(&problems));
+    }
+    let (positions, devices): (Vec<&str>, Vec<NewDevice>) = devices.into_iter().unzip();
+    let imported = match registry.allow_many(devices).await {
+        Ok(n) => n,
+        Err(StoreError::ImportRejected(conflicts)) => {
+            let problems: Vec<String> = conflicts
+                .iter()
+                .map(|c| {
+                    format!(
+                        "  {}: {}",
+                        positions.get(c.index).copied().unwrap_or("?"),
+                        c.reason
+                    )
+                })
+                .collect();
+            return Err(AppError::Conflict(format!(
+                "import rejected, nothing was imported (the import is all or nothing); {} conflict(s) with the registry:\n{}",
+                problems.len(),
+                problems.join("\n")
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if ctx.json {
+        return print_json(&ImportReport { format, imported });
+    }
+    write_stdout(&format!(
+        "imported {imported} device(s) from {} ({format} format)",
+        args.file.display()
+    ))
+}
+
+async fn list(args: ListArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let filter = DeviceFilter {
+        state: args.state,
+        ..DeviceFilter::default()
+    };
+    let devices = registry.list_devices(&filter).await?;
+    let views: Vec<EntryView> = devices.iter().map(EntryView::of).collect();
+    if ctx.json {
+        return print_json(&views);
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            vec![
+                v.key_hash.chars().take(16).collect(),
+                v.suite.to_string(),
+                v.label.clone().unwrap_or_else(|| "-".into()),
+                v.profile.clone(),
+                match &v.failure {
+                    Some(reason) => format!("{} ({reason})", v.state),
+                    None => v.state.clone(),
+                },
+                match (&v.last_event, &v.last_event_at) {
+                    (Some(event), Some(at)) => format!("{event} {at}"),
+                    (Some(event), None) => event.clone(),
+                    _ => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "KEY HASH",
+            "SUITE",
+            "LABEL",
+            "PROFILE",
+            "STATE",
+            "LAST EVENT",
+        ],
+        &rows,
+    )?;
+    if !ctx.json && views.is_empty() {
+        write_stdout(
+            "(no devices; add some with `zerotouch allow add` or `zerotouch allow import`)",
+        )?;
+    }
+    Ok(())
+}
+
+/// Finds one device by label or key-hash prefix; an ambiguous prefix lists the candidates.
+pub async fn find_device(registry: &Registry, what: &str) -> Result<Device, AppError> {
+    match registry.find_device(what).await {
+        Ok(device) => Ok(device),
+        Err(StoreError::AmbiguousPrefix { prefix, matches }) => {
+            let prefix_lc = prefix.trim().to_ascii_lowercase();
+            let candidates: Vec<String> = registry
+                .list_devices(&DeviceFilter::default())
+                .await?
+                .iter()
+                .filter(|d| d.key_hash.to_string().starts_with(&prefix_lc))
+                .take(20)
+                .map(|d| format!("  {}  {}", d.key_hash, d.label.as_deref().unwrap_or("-")))
+                .collect();
+            Err(AppError::Conflict(format!(
+                "{prefix:?} matches {matches} devices; give more hex digits or the label. Candidates:\n{}",
+                candidates.join("\n")
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Serialize)]
+struct RevokeReport {
+    key_hash: String,
+    label: Option<String>,
+    revoked: bool,
+}
+
+async fn revoke(args: RevokeArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let device = find_device(registry, &args.device).await?;
+    let changed = registry.revoke(&device.key_hash).await?;
+    if ctx.json {
+        return print_json(&RevokeReport {
+            key_hash: device.key_hash.to_string(),
+            label: device.label,
+            revoked: changed,
+        });
+    }
+    let name = device.label.as_deref().unwrap_or("-");
+    if changed {
+        write_stdout(&format!(
+            "revoked {} ({name}); it is refused from now on, and leaves the next `export hostapd-psk`",
+            device.key_hash
+        ))
+    } else {
+        write_stdout(&format!(
+            "{} ({name}) was already revoked; nothing changed",
+            device.key_hash
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_in_every_accepted_form() {
+        let id = crate::identity::generate(SuiteId::Ed25519).expect("gen");
+        let key = id.public_key();
+        let mut uri = String::new();
+        BootstrapUri::for_key(key).write(&mut uri).expect("uri");
+        assert_eq!(parse_device(&uri).expect("uri").key, key);
+        assert_eq!(
+            parse_device(&Base64::encode_string(key.as_wire()))
+                .expect("raw b64")
+                .key,
+            key
+        );
+        assert_eq!(
+            parse_device(&Base64::encode_string(&key.to_spki_der()))
+                .expect("spki b64")
+                .key,
+            key
+        );
+        assert_eq!(
+            parse_device(&hex::encode(key.to_spki_der()))
+                .expect("spki hex")
+                .key,
+            key
+        );
+        assert_eq!(
+            parse_device(&format!("ed25519:{}", hex::encode(key.as_wire())))
+                .expect("prefixed")
+                .key,
+            key
+        );
+        let p = crate::identity::generate(SuiteId::P256)
+            .expect("gen")
+            .public_key();
+        assert_eq!(
+            parse_device(&hex::encode(p.as_wire()))
+                .expect("p256 raw hex")
+                .key,
+            p
+        );
+    }
+
+    #[test]
+    fn bad_devices_get_reasons() {
+        assert!(
+            parse_device(&"ab".repeat(32))
+                .expect_err("hash")
+                .contains("key hash alone")
+        );
+        assert!(
+            parse_device("DPP:K:!!;;")
+                .expect_err("uri")
+                .starts_with("invalid DPP URI")
+        );
+        assert!(parse_device("hello world").is_err());
+        assert!(
+            parse_device("rsa:00")
+                .expect_err("prefix")
+                .contains("unknown key prefix")
+        );
+    }
+
+    #[test]
+    fn import_formats_are_detected() {
+        let (f, e) = read_entries("uri,label\nDPP:K:x;;,a\n").expect("csv");
+        assert_eq!((f, e.len(), e[0].position.as_str()), ("CSV", 1, "line 2"));
+        let (f, e) = read_entries("[\"DPP:K:x;;\", {\"uri\": \"DPP:K:y;;\", \"label\": \"b\"}]")
+            .expect("json");
+        assert_eq!((f, e.len(), e[1].label.as_deref()), ("JSON", 2, Some("b")));
+        let (f, e) = read_entries("# comment\n\nDPP:K:x;;\nDPP:K:y;;\n").expect("lines");
+        assert_eq!(
+            (f, e.len(), e[1].position.as_str()),
+            ("one-per-line", 2, "line 4")
+        );
+    }
 }
