@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p zerotouch-sim --example fleet -- \
 //!     --devices 1000 --loss 0.1 --seed 1 [--allowlisted N] [--suite ed25519|p256|mixed] \
-//!     [--configurators 2] [--spread-s 0] [--pause-max-ms N] [--deadline-s 3600] [--record]
+//!     [--configurators 2] [--spread-s 0] [--pause-max-ms N] [--max-sessions N]
+//!     [--deadline-s 3600] [--record]
 //! ```
 //! Configurators sit on channels 6, 1, 11, 3, 9, ... in that order; device i is allowlisted
 //! at configurator i mod K. `--spread-s S` switches the devices on at random times within
@@ -28,6 +29,7 @@ struct Args {
     deadline_s: u64,
     spread_s: u64,
     pause_max_ms: Option<u64>,
+    max_sessions: Option<usize>,
     record: bool,
 }
 
@@ -42,6 +44,7 @@ fn parse() -> Result<Args, String> {
         deadline_s: 3600,
         spread_s: 0,
         pause_max_ms: None,
+        max_sessions: None,
         record: false,
     };
     let mut it = std::env::args().skip(1);
@@ -59,6 +62,9 @@ fn parse() -> Result<Args, String> {
             "--seed" => args.seed = value.parse().map_err(|_| bad("an integer"))?,
             "--configurators" => args.configurators = value.parse().map_err(|_| bad("1..=13"))?,
             "--pause-max-ms" => args.pause_max_ms = Some(value.parse().map_err(|_| bad("ms"))?),
+            "--max-sessions" => {
+                args.max_sessions = Some(value.parse().map_err(|_| bad("a count"))?)
+            }
             "--spread-s" => args.spread_s = value.parse().map_err(|_| bad("seconds"))?,
             "--deadline-s" => args.deadline_s = value.parse().map_err(|_| bad("seconds"))?,
             "--suite" => {
@@ -101,6 +107,11 @@ fn main() -> ExitCode {
         timing.round_pause_max_ms = pause_max;
         timing.round_pause_initial_ms = timing.round_pause_initial_ms.min(pause_max);
         fleet = fleet.enrollee_timing(timing);
+    }
+    if let Some(max_sessions) = args.max_sessions {
+        let mut limits = zerotouch_sim::fleet::default_limits();
+        limits.max_sessions = max_sessions;
+        fleet = fleet.limits(limits);
     }
     if let Some(m) = args.allowlisted {
         fleet = fleet.allowlisted(m);
