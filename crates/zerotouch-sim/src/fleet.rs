@@ -85,6 +85,7 @@ pub struct Fleet {
     ap_channel: u8,
     settings_bytes: usize,
     power_on_spread_ms: u64,
+    enrollees_hear_broadcasts: bool,
     enrollee_timing: Option<EnrolleeTiming>,
     limits: Option<ConfiguratorLimits>,
 }
@@ -108,6 +109,7 @@ impl Fleet {
             ap_channel: 6,
             settings_bytes: 0,
             power_on_spread_ms: 0,
+            enrollees_hear_broadcasts: false,
             enrollee_timing: None,
             limits: None,
         }
@@ -202,6 +204,14 @@ impl Fleet {
     /// Times to provision are counted from each device's own power-on.
     pub fn power_on_spread_ms(mut self, ms: u64) -> Self {
         self.power_on_spread_ms = ms;
+        self
+    }
+
+    /// Deliver broadcast frames (other devices' announcements) to the enrollees too. Off
+    /// by default: enrollees drop them, and with thousands of devices the deliveries would
+    /// dominate the run time. A test checks that it changes nothing on air.
+    pub fn enrollees_hear_broadcasts(mut self, hear: bool) -> Self {
+        self.enrollees_hear_broadcasts = hear;
         self
     }
 
@@ -301,7 +311,8 @@ impl Fleet {
             } else {
                 EnrolleeNode::switched_on_at(addr, settings, rng, at, vec![ap.clone()])
             }
-            .with_join_delay(self.join_delay_ms);
+            .with_join_delay(self.join_delay_ms)
+            .with_broadcasts(self.enrollees_hear_broadcasts);
             enrollees.push(node);
         }
 

@@ -28,3 +28,27 @@ fn identical_seeds_give_identical_reports_and_frames() {
         "another seed is another run"
     );
 }
+
+#[test]
+fn enrollees_ignoring_broadcasts_changes_nothing_on_air() {
+    // On a perfect link no random draw depends on the number of receivers, so the two runs
+    // must put exactly the same frames on the air.
+    let fleet = Fleet::new(9).devices(6).suite(SuiteChoice::Mixed);
+    let mut deaf = fleet.clone().build().expect("fleet");
+    let mut hearing = fleet
+        .enrollees_hear_broadcasts(true)
+        .build()
+        .expect("fleet");
+    let deaf_report = deaf.run(600_000);
+    let hearing_report = hearing.run(600_000);
+    assert_eq!(deaf_report.provisioned, 6, "{deaf_report}");
+    assert_eq!(deaf.sim.recorder(), hearing.sim.recorder());
+    assert_eq!(deaf_report.per_device, hearing_report.per_device);
+    // The hearing enrollees did receive (and drop) each other's announcements.
+    assert!(hearing_report.sim.deliveries > deaf_report.sim.deliveries);
+    let dropped: u32 = (0..6)
+        .filter_map(|i| hearing.enrollee(i))
+        .map(|e| e.stats().frames_dropped)
+        .sum();
+    assert!(dropped > 0);
+}
