@@ -105,3 +105,31 @@ fn provisioning_completes_under_loss_with_duplication_and_reordering() {
         }
     }
 }
+
+#[test]
+fn a_configuration_larger_than_many_frames_arrives_under_loss() {
+    // 4 KiB of application settings: about twenty 219-byte fragments per device.
+    let mut run = Fleet::new(15)
+        .devices(3)
+        .settings_bytes(4096)
+        .lossy(0.3)
+        .build()
+        .expect("fleet");
+    let report = run.run(DEADLINE_MS);
+    assert_eq!(report.provisioned, 3, "{report}");
+    assert!(run.config.len() > 4096);
+    for index in 0..3 {
+        let commit = run.enrollee(index).and_then(|d| d.record().commit.clone());
+        assert_eq!(
+            commit.map(|c| c.config),
+            Some(run.config.clone()),
+            "device {index}"
+        );
+        let air = run.sim.air_stats(run.enrollees[index]).expect("stats");
+        assert!(
+            air.bytes_addressed > 4096,
+            "the configuration crossed the air in fragments"
+        );
+    }
+    assert_no_secret_on_air(&run);
+}
