@@ -296,10 +296,13 @@ impl<F: MultiwriteNorFlash> Store<F> {
         if config.is_empty() || config.len() > MAX_CONFIG_LEN {
             return Err(StorageError::ConfigSize);
         }
-        // An unreadable previous record is replaced; slot 0 is then as good as any.
+        // Write into the slot the current record does not name. An undecodable record names
+        // nothing usable, so slot 0 is then as good as any; but a flash error must stop the
+        // commit: guessing could overwrite the live slot.
         let slot = match self.committed().await {
             Ok(Some(previous)) => 1 - previous.slot,
-            _ => 0,
+            Ok(None) | Err(StorageError::BadRecord(_)) => 0,
+            Err(e) => return Err(e),
         };
         for (index, chunk) in config.chunks(CHUNK_LEN).enumerate() {
             self.store(key::config_chunk(slot, index as u8), chunk)
