@@ -233,7 +233,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             self.rto_deadline = if self.in_flight.is_empty() {
                 None
             } else {
-                Some(now + self.rto_ms)
+                Some(now.saturating_add(self.rto_ms))
             };
         }
     }
@@ -356,7 +356,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         let at = if immediately {
             now
         } else {
-            now + self.timing.ack_delay_ms
+            now.saturating_add(self.timing.ack_delay_ms)
         };
         self.ack_due = Some(self.ack_due.map_or(at, |d| d.min(at)));
     }
@@ -450,7 +450,7 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.ack_due = None;
         self.unacked = 0;
         if self.rto_deadline.is_none() {
-            self.rto_deadline = Some(now + self.rto_ms);
+            self.rto_deadline = Some(now.saturating_add(self.rto_ms));
         }
         Some(frame)
     }
@@ -473,11 +473,11 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
                 return Err(ChannelError::RetriesExhausted);
             }
             self.retries += 1;
-            self.rto_ms = (self.rto_ms * 2).min(self.timing.rto_max_ms);
+            self.rto_ms = self.rto_ms.saturating_mul(2).min(self.timing.rto_max_ms);
             for f in self.in_flight.iter_mut().filter(|f| !f.sacked) {
                 f.resend = true;
             }
-            self.rto_deadline = Some(now + self.rto_ms);
+            self.rto_deadline = Some(now.saturating_add(self.rto_ms));
         }
         Ok(())
     }

@@ -356,7 +356,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             evict_oldest(&mut self.rate, |v| v.0);
         }
         let entry = self.rate.entry(src).or_insert((now, 0));
-        if now >= entry.0 + limits.rate_window_ms {
+        if now >= entry.0.saturating_add(limits.rate_window_ms) {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
@@ -389,7 +389,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             let report = self
                 .not_allowed
                 .get(&key)
-                .is_none_or(|t| now >= t + NOT_ALLOWED_REPORT_MS);
+                .is_none_or(|t| now >= t.saturating_add(NOT_ALLOWED_REPORT_MS));
             if report {
                 if !self.not_allowed.contains_key(&key)
                     && self.not_allowed.len() >= NOT_ALLOWED_TABLE_CAP
@@ -497,7 +497,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             hs_e: keys.e,
             channel: None,
             phase: Phase::Challenged,
-            deadline: now + limits.rto_initial_ms,
+            deadline: now.saturating_add(limits.rto_initial_ms),
             challenge_rto: limits.rto_initial_ms,
             challenge_retries: 0,
         };
@@ -558,7 +558,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         s.channel = Some(channel);
         s.response = Vec::from_slice(frame).unwrap_or_default();
         s.phase = Phase::AwaitingConfig;
-        s.deadline = now + timeout;
+        s.deadline = now.saturating_add(timeout);
         let src = s.peer;
         self.events.push_back(ConfiguratorEvent::Authenticated {
             session: SessionId(sid),
@@ -586,7 +586,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         let delivered = s.phase == Phase::Delivering && ch.tx_idle();
         if delivered {
             s.phase = Phase::AwaitingStatus;
-            s.deadline = now + timeout;
+            s.deadline = now.saturating_add(timeout);
             self.events.push_back(ConfiguratorEvent::ConfigDelivered {
                 session: SessionId(sid),
                 key,
@@ -615,7 +615,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 _ => return true,
             };
             s.phase = Phase::StatusReported;
-            s.deadline = now + timeout;
+            s.deadline = now.saturating_add(timeout);
             self.events.push_back(ConfiguratorEvent::JoinReported {
                 session: SessionId(sid),
                 key,
@@ -643,7 +643,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             match s.phase {
                 Phase::Delivering => {
                     s.phase = Phase::AwaitingStatus;
-                    s.deadline = now + timeout;
+                    s.deadline = now.saturating_add(timeout);
                     let key = s.key;
                     self.events.push_back(ConfiguratorEvent::ConfigDelivered {
                         session: SessionId(sid),
@@ -686,7 +686,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         if sent {
             // Keep the session only to deliver the Abort; the key may start over at once.
             s.phase = Phase::Aborting;
-            s.deadline = now + self.settings.limits.session_timeout_ms;
+            s.deadline = now.saturating_add(self.settings.limits.session_timeout_ms);
             if self.by_key.get(&key) == Some(&sid) {
                 self.by_key.remove(&key);
             }
@@ -724,8 +724,8 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             match s.phase {
                 Phase::Challenged if s.challenge_retries < limits.max_retries => {
                     s.challenge_retries += 1;
-                    s.challenge_rto = (s.challenge_rto * 2).min(limits.rto_max_ms);
-                    s.deadline = now + s.challenge_rto;
+                    s.challenge_rto = s.challenge_rto.saturating_mul(2).min(limits.rto_max_ms);
+                    s.deadline = now.saturating_add(s.challenge_rto);
                     let (peer, challenge) = (s.peer, s.challenge.clone());
                     self.queue(peer, &challenge, true);
                 }
@@ -733,7 +733,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 Phase::Delivering => {
                     // The channel's own retransmission limit ends delivery; the session
                     // deadline is a backstop.
-                    s.deadline = now + limits.session_timeout_ms;
+                    s.deadline = now.saturating_add(limits.session_timeout_ms);
                 }
                 _ => self.end_session(sid, Some(SessionFailure::Timeout)),
             }
@@ -834,7 +834,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         zeroize::Zeroize::zeroize(msg.as_mut_slice());
         sent.map_err(|_| Error::Config(crate::config::ConfigError::TooLarge))?;
         s.phase = Phase::Delivering;
-        s.deadline = now + self.settings.limits.session_timeout_ms;
+        s.deadline = now.saturating_add(self.settings.limits.session_timeout_ms);
         Ok(())
     }
 
@@ -867,7 +867,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             .force_ack(now, FLAG_COMPLETE)
             .map_err(|_| Error::WrongState)?;
         s.phase = Phase::Linger;
-        s.deadline = now + LINGER_MS;
+        s.deadline = now.saturating_add(LINGER_MS);
         let (peer, key) = (s.peer, s.key);
         if self.by_key.get(&key) == Some(&session.0) {
             self.by_key.remove(&key);

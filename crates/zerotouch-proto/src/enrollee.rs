@@ -168,10 +168,10 @@ impl EnrolleeTiming {
     /// needs to exhaust its own retransmissions at the same timer settings.
     pub fn idle_limit_ms(&self) -> u64 {
         let mut rto = self.rto_initial_ms.max(1);
-        let mut total = 0;
+        let mut total: u64 = 0;
         for _ in 0..=self.max_retries {
-            total += rto;
-            rto = (rto * 2).min(self.rto_max_ms.max(1));
+            total = total.saturating_add(rto);
+            rto = rto.saturating_mul(2).min(self.rto_max_ms.max(1));
         }
         total
     }
@@ -346,7 +346,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         }
         let announce = self.announce.clone();
         self.queue(Addr::BROADCAST, &announce, false);
-        self.hop_deadline = Some(now + self.settings.timing.dwell_ms);
+        self.hop_deadline = Some(now.saturating_add(self.settings.timing.dwell_ms));
     }
 
     fn jittered(&mut self, ms: u64) -> u64 {
@@ -363,9 +363,11 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             // Round over, unanswered: pause (listening on the last channel), then restart.
             self.hop_index = next;
             let pause = self.jittered(self.round_pause_ms);
-            self.round_pause_ms =
-                (self.round_pause_ms * 2).min(self.settings.timing.round_pause_max_ms);
-            self.hop_deadline = Some(now + pause);
+            self.round_pause_ms = self
+                .round_pause_ms
+                .saturating_mul(2)
+                .min(self.settings.timing.round_pause_max_ms);
+            self.hop_deadline = Some(now.saturating_add(pause));
         } else {
             self.enter_channel(now, 0);
         }
@@ -537,9 +539,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             config_ok: false,
             complete_seen: false,
             response_rto: timing.rto_initial_ms,
-            response_deadline: Some(now + timing.rto_initial_ms),
+            response_deadline: Some(now.saturating_add(timing.rto_initial_ms)),
             response_retries: 0,
-            idle_deadline: now + timing.idle_limit_ms(),
+            idle_deadline: now.saturating_add(timing.idle_limit_ms()),
         });
         self.state = EnrolleeState::Handshake;
         self.hop_deadline = None;
@@ -575,7 +577,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             }
             Err(_) => return false,
         };
-        s.idle_deadline = now + idle;
+        s.idle_deadline = now.saturating_add(idle);
         if s.phase == Phase::Handshake {
             s.phase = Phase::Receiving;
             s.response_deadline = None;
@@ -599,7 +601,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let Ok(flags) = s.channel.handle_ack(now, frame) else {
             return false;
         };
-        s.idle_deadline = now + idle;
+        s.idle_deadline = now.saturating_add(idle);
         if s.phase == Phase::Handshake {
             s.phase = Phase::Receiving;
             s.response_deadline = None;
@@ -749,8 +751,8 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                 return;
             }
             s.response_retries += 1;
-            s.response_rto = (s.response_rto * 2).min(rto_max);
-            s.response_deadline = Some(now + s.response_rto);
+            s.response_rto = s.response_rto.saturating_mul(2).min(rto_max);
+            s.response_deadline = Some(now.saturating_add(s.response_rto));
             let (peer, response) = (s.peer, s.response.clone());
             self.queue(peer, &response, true);
             return;
@@ -857,7 +859,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             s.config_ok = false;
         }
         s.phase = Phase::Reporting(result.err());
-        s.idle_deadline = now + idle;
+        s.idle_deadline = now.saturating_add(idle);
         self.state = EnrolleeState::Reporting;
         Ok(())
     }
