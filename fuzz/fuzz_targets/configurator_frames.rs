@@ -23,11 +23,24 @@ fuzz_target!(|data: &[u8]| {
     for suite in SuiteId::ALL {
         let owner = SigningIdentity::from_secret_bytes(suite, &[3u8; 32]).expect("fixed key");
         let identity = SigningIdentity::from_secret_bytes(suite, &[5u8; 32]).expect("fixed key");
-        let cert = ConfiguratorCert::issue(&owner, &identity.public_key(), u32::MAX).expect("same suite");
-        let _ = identities.push(ConfiguratorIdentity { identity, cert, owner: owner.public_key() });
+        let cert =
+            ConfiguratorCert::issue(&owner, &identity.public_key(), u32::MAX).expect("same suite");
+        let _ = identities.push(ConfiguratorIdentity {
+            identity,
+            cert,
+            owner: owner.public_key(),
+        });
     }
-    let limits = ConfiguratorLimits { max_sessions: 4, ..ConfiguratorLimits::default() };
-    let settings = ConfiguratorSettings { identities, channel: 6, unix_time: 1_790_000_000, limits };
+    let limits = ConfiguratorLimits {
+        max_sessions: 4,
+        ..ConfiguratorLimits::default()
+    };
+    let settings = ConfiguratorSettings {
+        identities,
+        channel: 6,
+        unix_time: 1_790_000_000,
+        limits,
+    };
     let mut c = Configurator::new(settings, ChaCha20Rng::from_seed([2; 32]));
     let mut now = 0;
     let mut rest = data;

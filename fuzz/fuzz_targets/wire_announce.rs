@@ -9,6 +9,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(view) = Announce::new_checked(data) {
         let _ = view.suite();
         let _ = format!("{:?}", view);
-        let _ = (view.mode(), view.last_failure(), view.identity(), view.ephemeral());
+        let _ = (
+            view.mode(),
+            view.last_failure(),
+            view.identity(),
+            view.ephemeral(),
+        );
     }
 });

@@ -9,6 +9,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(view) = Challenge::new_checked(data) {
         let _ = view.suite();
         let _ = format!("{:?}", view);
-        let _ = (view.sid(), view.nonce(), view.ephemeral(), view.unix_time(), view.clear(), view.ciphertext(), view.tag());
+        let _ = (
+            view.sid(),
+            view.nonce(),
+            view.ephemeral(),
+            view.unix_time(),
+            view.clear(),
+            view.ciphertext(),
+            view.tag(),
+        );
     }
 });

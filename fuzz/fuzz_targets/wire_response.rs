@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zerotouch_proto::wire::{Response, Header};
+use zerotouch_proto::wire::{Header, Response};
 
 fuzz_target!(|data: &[u8]| {
     let _ = Header::parse(data);

@@ -28,7 +28,13 @@ fn generate() -> String {
     let mut out = String::new();
     for (suite, key_seed) in [(SuiteId::Ed25519, 0x11), (SuiteId::P256, 0x22)] {
         let keys = Keys::new(suite, key_seed);
-        let mut w = World::new(&keys, &[keys.owner.public_key()], &keys.owner, perfect(), SESSION_SEED);
+        let mut w = World::new(
+            &keys,
+            &[keys.owner.public_key()],
+            &keys.owner,
+            perfect(),
+            SESSION_SEED,
+        );
         w.config = config_object("correct horse", 0);
         let mut settings = keys.enrollee_settings(&[keys.owner.public_key()]);
         settings.last_channel = Some(C_CHANNEL);
@@ -41,17 +47,35 @@ fn generate() -> String {
         ChaCha20Rng::seed_from_u64(SESSION_SEED ^ 0xc0).fill_bytes(&mut c_eph);
         let cert = keys.identity(&keys.owner).cert.to_bytes();
         out += &format!("suite {}\n", suite as u8);
-        out += &format!("owner-secret {}\n", hex::encode(&keys.owner.secret_bytes()[..]));
-        out += &format!("configurator-secret {}\n", hex::encode(&keys.configurator.secret_bytes()[..]));
-        out += &format!("enrollee-secret {}\n", hex::encode(&keys.enrollee.secret_bytes()[..]));
+        out += &format!(
+            "owner-secret {}\n",
+            hex::encode(&keys.owner.secret_bytes()[..])
+        );
+        out += &format!(
+            "configurator-secret {}\n",
+            hex::encode(&keys.configurator.secret_bytes()[..])
+        );
+        out += &format!(
+            "enrollee-secret {}\n",
+            hex::encode(&keys.enrollee.secret_bytes()[..])
+        );
         out += &format!("enrollee-ephemeral-secret {}\n", hex::encode(e_eph));
         out += &format!("configurator-ephemeral-secret {}\n", hex::encode(c_eph));
         out += &format!("configurator-unix-time {UNIX_TIME}\n");
         out += &format!("certificate {}\n", hex::encode(&cert));
         out += &format!("config-object {}\n", hex::encode(&w.config));
         for (i, (dir, frame)) in w.air.iter().enumerate() {
-            let arrow = if *dir == Dir::ToConfigurator { "E->C" } else { "C->E" };
-            out += &format!("frame{} {arrow} {} {}\n", i + 1, frame_name(frame[2]), hex::encode(frame));
+            let arrow = if *dir == Dir::ToConfigurator {
+                "E->C"
+            } else {
+                "C->E"
+            };
+            out += &format!(
+                "frame{} {arrow} {} {}\n",
+                i + 1,
+                frame_name(frame[2]),
+                hex::encode(frame)
+            );
         }
     }
     out
@@ -63,12 +87,20 @@ fn protocol_md_section_10_matches_the_code() {
     if std::env::var_os("ZT_PRINT_VECTORS").is_some() {
         println!("{generated}");
     }
-    let begin = SPEC.find("<!-- vectors:begin -->").expect("PROTOCOL.md has the vectors:begin marker");
-    let end = SPEC.find("<!-- vectors:end -->").expect("PROTOCOL.md has the vectors:end marker");
+    let begin = SPEC
+        .find("<!-- vectors:begin -->")
+        .expect("PROTOCOL.md has the vectors:begin marker");
+    let end = SPEC
+        .find("<!-- vectors:end -->")
+        .expect("PROTOCOL.md has the vectors:end marker");
     let expected: String = SPEC[begin..end]
         .lines()
         .filter(|l| !l.starts_with("<!--") && !l.starts_with("```"))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(generated.trim(), expected.trim(), "PROTOCOL.md §10 differs from the code");
+    assert_eq!(
+        generated.trim(),
+        expected.trim(),
+        "PROTOCOL.md §10 differs from the code"
+    );
 }
