@@ -1,26 +1,481 @@
 //! The Linux enrollee agent (`zerotouch enrollee run|uri`).
 //!
-//! Placeholder created with the CLI skeleton so the crate compiles; app-runtime owns it.
+//! A Linux device runs the enrollee state machine over a real link: it announces itself,
+//! authenticates the configurator, receives its configuration, applies it ([`apply`]), runs
+//! the join check ([`join`]), reports the result, and commits ([`state`]) only after the
+//! configurator confirmed the report. Its identity key is created on first run and never
+//! replaced silently: a new key would orphan the device from its allowlist entry.
 
+pub mod apply;
+pub mod join;
+pub mod state;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zerotouch_proto::enrollee::{
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, MAX_PINNED_OWNERS,
+};
+use zerotouch_proto::uri::BootstrapUri;
+use zerotouch_proto::{AnnounceMode, FailureReason, Instant, SigningIdentity, SuiteId};
+
+use self::apply::{ApplyTarget, DeliveredConfig};
+use self::join::{JoinCheck, run_join_check};
+use self::state::AgentState;
 use crate::cli::Context;
+use crate::daemon::link::{LinkSpec, open_link, sleep_until};
 use crate::error::AppError;
 
 /// Arguments of `zerotouch enrollee run`.
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The device's state directory: identity key (created 0600 on first run), provisioning
+    /// state, pinned owner keys, settings.json.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+
+    /// The link to the configurator: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    #[arg(long, default_value = "udp", value_name = "LINK")]
+    pub link: LinkSpec,
+
+    /// Where the received network configuration goes: `wpa-supplicant:PATH` (a complete
+    /// wpa_supplicant.conf), `networkmanager:DIR` (keyfiles), `exec:CMD` (credentials in
+    /// ZEROTOUCH_* environment variables, never on the command line) or `none`.
+    #[arg(long, default_value = "none", value_name = "TARGET")]
+    pub apply: ApplyTarget,
+
+    /// How to check the join: `exec:CMD` (exit code 0 joined, 1 AP not found, 2 auth failed,
+    /// 3 no IP address, 4 config rejected, 5 timeout, other codes "other") or `none`
+    /// (assume joined).
+    #[arg(long, default_value = "none", value_name = "CHECK")]
+    pub join_check: JoinCheck,
+
+    /// Seconds the join check may take before it counts as a timeout.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub join_timeout: u64,
+
+    /// Owner public key to require (hex, optionally `ed25519:`/`p256:` prefixed, or a file
+    /// with one per line). Repeatable. Without any (and no `owner-keys` file in the state
+    /// directory) the first configurator that provisions the device is trusted and pinned.
+    #[arg(long = "owner-key", value_name = "HEX|FILE")]
+    pub owner_keys: Vec<String>,
+
+    /// Suite of the identity created on first run.
+    #[arg(long, default_value = "ed25519", value_parser = parse_suite, value_name = "SUITE")]
+    pub suite: SuiteId,
+
+    /// Announce in reconfigure mode even though the device is provisioned (e.g. its network
+    /// credentials were rotated).
+    #[arg(long)]
+    pub reconfigure: bool,
+
+    /// Keep running after provisioning; with a join check, re-run it every
+    /// `--check-interval` seconds and ask to be reconfigured when it fails.
+    #[arg(long)]
+    pub stay: bool,
+
+    /// Seconds between join checks with `--stay`.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub check_interval: u64,
+
+    /// Give up (exit 1) if not provisioned within this many seconds. Default: never.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
 
 /// Arguments of `zerotouch enrollee uri`.
 #[derive(clap::Args, Debug)]
-pub struct UriArgs {}
+pub struct UriArgs {
+    /// The device's state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
 
-/// Runs the enrollee agent until it is provisioned (or interrupted).
-pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
-    let _ = (args, ctx);
-    Err(AppError::not_built("enrollee run"))
+    /// Print the URI only, without the terminal QR code.
+    #[arg(long)]
+    pub no_qr: bool,
 }
 
-/// Prints the device's DPP URI.
+fn parse_suite(name: &str) -> Result<SuiteId, String> {
+    SuiteId::from_name(name).ok_or_else(|| format!("unknown suite `{name}`: use ed25519 or p256"))
+}
+
+/// File name of the application settings in the state directory.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+/// Milliseconds on the agent's monotonic clock.
+fn now_ms(start: tokio::time::Instant) -> Instant {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Prints the device's DPP URI (and a QR code unless `--json` or `--no-qr`).
 pub async fn uri(args: UriArgs, ctx: &Context) -> Result<(), AppError> {
-    let _ = (args, ctx);
-    Err(AppError::not_built("enrollee uri"))
+    let identity = crate::identity::load(&args.state_dir)?;
+    let public = identity.public_key();
+    let mac = zerotouch_link::derive_mac(&public.key_hash().0);
+    let mut uri = String::new();
+    BootstrapUri {
+        key: public,
+        mac: Some(mac),
+        info: None,
+        version: None,
+        channels: None,
+    }
+    .write(&mut uri)
+    .map_err(|_| AppError::Failed("cannot format the DPP URI".into()))?;
+    if ctx.json {
+        let value = serde_json::json!({
+            "uri": uri,
+            "key_hash": public.key_hash().to_string(),
+            "suite": public.suite().name(),
+            "mac": mac.to_string(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!("{uri}");
+    if !args.no_qr {
+        match qrcode::QrCode::new(uri.as_bytes()) {
+            Ok(code) => {
+                let image = code
+                    .render::<qrcode::render::unicode::Dense1x2>()
+                    .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                    .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build();
+                println!("{image}");
+            }
+            Err(err) => tracing::warn!(%err, "the URI does not fit a QR code"),
+        }
+    }
+    Ok(())
+}
+
+/// What the agent does at start-up, decided from its state and flags.
+fn start_mode(state: &AgentState, reconfigure: bool) -> AnnounceMode {
+    if state.provisioned {
+        AnnounceMode::Reconfigure
+    } else if state.last_failure.is_some() && !reconfigure {
+        AnnounceMode::RetryAfterFailure
+    } else {
+        AnnounceMode::New
+    }
+}
+
+/// Runs the agent until it is provisioned (or, with `--stay`, until a signal).
+pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
+    let _ = ctx;
+    let (identity, created) = crate::identity::load_or_create(&args.state_dir, args.suite)?;
+    if created {
+        tracing::info!(state_dir = %args.state_dir.display(), "created a new device identity (first run)");
+    }
+    let mut state =
+        AgentState::load(&args.state_dir).map_err(|e| AppError::Corrupt(e.to_string()))?;
+    let owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
+        .map_err(|e| AppError::Usage(e.to_string()))?;
+    if owners.len() > MAX_PINNED_OWNERS {
+        return Err(AppError::Usage(format!(
+            "at most {MAX_PINNED_OWNERS} owner keys can be pinned, {} given",
+            owners.len()
+        )));
+    }
+    let public = identity.public_key();
+    tracing::info!(key_hash = %public.key_hash(), suite = public.suite().name(), pinned_owners = owners.len(), "enrollee agent starting");
+
+    let deadline = args
+        .timeout
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    let join_timeout = Duration::from_secs(args.join_timeout);
+    let mut shutdown = crate::daemon::Shutdown::install()?;
+
+    if state.provisioned && !args.reconfigure {
+        let check = run_join_check(&args.join_check, None, join_timeout).await;
+        match check {
+            Ok(()) => {
+                tracing::info!("already provisioned and the join check passes; nothing to do");
+                if !args.stay {
+                    return Ok(());
+                }
+                if !stay_until_join_fails(&args, &mut shutdown).await? {
+                    return Ok(());
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    reason = reason.name(),
+                    "provisioned, but the join check fails: asking to be reconfigured"
+                );
+            }
+        }
+    }
+
+    let link = open_link(
+        &args.link,
+        zerotouch_link::derive_mac(&public.key_hash().0),
+        1,
+        None,
+    )
+    .await?;
+    let mut mode = start_mode(&state, args.reconfigure);
+    let mut identity = identity;
+    loop {
+        let outcome = provision_once(
+            &args,
+            &link,
+            identity,
+            &owners,
+            &mut state,
+            mode,
+            deadline,
+            join_timeout,
+            &mut shutdown,
+        )
+        .await?;
+        identity = outcome;
+        if !args.stay {
+            return Ok(());
+        }
+        if !stay_until_join_fails(&args, &mut shutdown).await? {
+            return Ok(());
+        }
+        mode = AnnounceMode::Reconfigure;
+    }
+}
+
+/// With `--stay`: re-runs the join check periodically. Returns `true` when it fails (the
+/// device must be reconfigured), `false` on a shutdown signal.
+async fn stay_until_join_fails(
+    args: &RunArgs,
+    shutdown: &mut crate::daemon::Shutdown,
+) -> Result<bool, AppError> {
+    if args.join_check == JoinCheck::None {
+        tracing::info!("provisioned; staying until a signal (no join check to repeat)");
+        shutdown.wait().await;
+        return Ok(false);
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return Ok(false),
+            () = tokio::time::sleep(Duration::from_secs(args.check_interval.max(1))) => {}
+        }
+        if let Err(reason) = run_join_check(
+            &args.join_check,
+            None,
+            Duration::from_secs(args.join_timeout),
+        )
+        .await
+        {
+            tracing::warn!(
+                reason = reason.name(),
+                "join check failed: asking to be reconfigured"
+            );
+            return Ok(true);
+        }
+    }
+}
+
+/// One provisioning: runs the enrollee until the configurator confirmed a join report and
+/// the state is committed. Returns the identity for a later reconfiguration.
+#[allow(clippy::too_many_arguments)]
+async fn provision_once(
+    args: &RunArgs,
+    link: &crate::daemon::link::Link,
+    identity: SigningIdentity,
+    owners: &[zerotouch_proto::PublicKey],
+    state: &mut AgentState,
+    mode: AnnounceMode,
+    deadline: Option<tokio::time::Instant>,
+    join_timeout: Duration,
+    shutdown: &mut crate::daemon::Shutdown,
+) -> Result<SigningIdentity, AppError> {
+    let secret = identity.secret_bytes();
+    let suite = identity.suite();
+    let mut pinned = heapless::Vec::new();
+    for owner in owners.iter().filter(|o| o.suite() == suite) {
+        let _ = pinned.push(*owner);
+    }
+    let settings = EnrolleeSettings {
+        identity,
+        pinned_owners: pinned,
+        mode,
+        last_failure: if mode == AnnounceMode::New {
+            None
+        } else {
+            state.last_failure_reason()
+        },
+        last_channel: state.last_channel,
+        known_unix_time: state.known_unix_time,
+        timing: EnrolleeTiming::default(),
+    };
+    tracing::info!(?mode, "announcing");
+    let start = tokio::time::Instant::now();
+    let rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut enrollee = Enrollee::new(settings, rng, now_ms(start));
+    link.set_channel(enrollee.channel());
+    let settings_path = args.state_dir.join(SETTINGS_FILE);
+    let mut pending_join: Option<
+        tokio::task::JoinHandle<(Result<(), FailureReason>, Option<apply::Applied>)>,
+    > = None;
+    let mut applied: Option<apply::Applied> = None;
+
+    loop {
+        // Drain everything the state machine wants done now.
+        while let Some(transmit) = enrollee.poll_transmit() {
+            if let Err(err) = link.send(&transmit).await {
+                tracing::warn!(%err, "could not send a frame; the protocol will retransmit");
+            }
+        }
+        while let Some(event) = enrollee.poll_event() {
+            match event {
+                EnrolleeEvent::ChannelChanged(channel) => {
+                    tracing::debug!(channel, "listening on a new channel");
+                    link.set_channel(channel);
+                }
+                EnrolleeEvent::Authenticated {
+                    configurator,
+                    owner,
+                } => {
+                    tracing::info!(configurator = %hex::encode(configurator.as_wire()), owner = %hex::encode(owner.as_wire()), "configurator authenticated");
+                }
+                EnrolleeEvent::ConfiguratorRejected(reason) => {
+                    tracing::warn!(?reason, "refused a configurator");
+                }
+                EnrolleeEvent::ConfigReceived => {
+                    let config = enrollee
+                        .config()
+                        .map(|view| DeliveredConfig::from_view(&view));
+                    let target = args.apply.clone();
+                    let check = args.join_check.clone();
+                    let settings_path = settings_path.clone();
+                    tracing::info!(
+                        networks = config.as_ref().map_or(0, |c| c.networks.len()),
+                        "configuration received; applying"
+                    );
+                    pending_join = Some(tokio::spawn(async move {
+                        let Some(config) = config else {
+                            return (Err(FailureReason::ConfigRejected), None);
+                        };
+                        let applied = tokio::task::spawn_blocking({
+                            let config = config.clone();
+                            move || apply::apply(&target, &config, &settings_path)
+                        })
+                        .await;
+                        let applied = match applied {
+                            Ok(Ok(applied)) => applied,
+                            Ok(Err(err)) => {
+                                tracing::error!(%err, "could not apply the configuration");
+                                let reason = match err {
+                                    apply::ApplyError::Unsupported(_) => {
+                                        FailureReason::ConfigRejected
+                                    }
+                                    _ => FailureReason::Other,
+                                };
+                                return (Err(reason), None);
+                            }
+                            Err(err) => {
+                                tracing::error!(%err, "the apply task failed");
+                                return (Err(FailureReason::Other), None);
+                            }
+                        };
+                        (
+                            run_join_check(&check, Some(&config), join_timeout).await,
+                            Some(applied),
+                        )
+                    }));
+                }
+                EnrolleeEvent::Provisioned(provisioned) => {
+                    state.provisioned = true;
+                    state.provisioned_at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .ok()
+                        .map(|d| d.as_secs());
+                    state.owner = Some(state::StoredKey::from_key(&provisioned.owner));
+                    state.configurator =
+                        Some(state::StoredKey::from_key(&provisioned.configurator));
+                    state.last_channel = Some(provisioned.channel);
+                    state.known_unix_time = state.known_unix_time.max(provisioned.unix_time);
+                    state.last_failure = None;
+                    state
+                        .save(&args.state_dir)
+                        .map_err(|e| AppError::Failed(e.to_string()))?;
+                    drop(applied.take());
+                    tracing::info!(channel = provisioned.channel, "provisioned and committed");
+                    let identity = SigningIdentity::from_secret_bytes(suite, secret.as_slice())?;
+                    return Ok(identity);
+                }
+                EnrolleeEvent::AttemptFailed(failure) => {
+                    if let Some(task) = pending_join.take() {
+                        task.abort();
+                    }
+                    if let Some(applied) = applied.take() {
+                        applied.rollback();
+                    }
+                    match failure {
+                        AttemptFailure::Join(reason) => {
+                            tracing::warn!(
+                                reason = reason.name(),
+                                "join failed; reported, announcing again"
+                            );
+                            state.last_failure = Some(reason.name().to_owned());
+                            state
+                                .save(&args.state_dir)
+                                .map_err(|e| AppError::Failed(e.to_string()))?;
+                        }
+                        other => tracing::info!(?other, "attempt ended; announcing again"),
+                    }
+                }
+            }
+        }
+
+        let timer = enrollee
+            .poll_timeout()
+            .map(|t| start + Duration::from_millis(t));
+        tokio::select! {
+            received = link.recv() => match received {
+                Ok((src, frame)) => enrollee.handle_frame(now_ms(start), src, &frame),
+                Err(err) => tracing::warn!(%err, "link receive error"),
+            },
+            () = sleep_until(timer) => enrollee.handle_timeout(now_ms(start)),
+            joined = wait_join(&mut pending_join) => {
+                pending_join = None;
+                let (result, files) = joined;
+                if result.is_err() && let Some(files) = files {
+                    files.rollback();
+                } else {
+                    applied = files;
+                }
+                if let Err(err) = enrollee.report_join(now_ms(start), result) {
+                    tracing::debug!(%err, "join result after the attempt ended");
+                }
+            }
+            () = sleep_until(deadline) => {
+                if let Some(applied) = applied.take() {
+                    applied.rollback();
+                }
+                return Err(AppError::Failed(format!(
+                    "not provisioned within {} s; check that a configurator runs on this link and that the device is allowlisted (`zerotouch enrollee uri`)",
+                    args.timeout.unwrap_or_default()
+                )));
+            }
+            () = shutdown.wait() => {
+                if let Some(applied) = applied.take() {
+                    applied.rollback();
+                }
+                return Err(AppError::Interrupted);
+            }
+        }
+    }
+}
+
+type JoinTask = tokio::task::JoinHandle<(Result<(), FailureReason>, Option<apply::Applied>)>;
+
+async fn wait_join(
+    task: &mut Option<JoinTask>,
+) -> (Result<(), FailureReason>, Option<apply::Applied>) {
+    match task {
+        Some(handle) => match handle.await {
+            Ok(result) => result,
+            Err(_) => (Err(FailureReason::Other), None),
+        },
+        None => std::future::pending().await,
+    }
 }

@@ -1,16 +1,312 @@
 //! The configurator daemon (`zerotouch configurator run`).
 //!
-//! Placeholder created with the CLI skeleton so the crate compiles; app-runtime owns it.
+//! One task owns the [`ConfiguratorDriver`] and the link: it feeds received frames and timer
+//! expiries to the driver, sends what it transmits, and hands registry jobs to a single
+//! worker task that runs them in order (so each device's audit records keep their order)
+//! and sends the results back. A second task polls the registry's change counter and sends
+//! fresh allowlist snapshots, so `zerotouch allow add|revoke` and profile changes made while
+//! the daemon runs take effect within [`ALLOWLIST_POLL_MS`].
+//!
+//! On SIGINT/SIGTERM the daemon stops taking frames, lets the worker finish the registry
+//! writes already queued (confirming the join reports they commit), and exits 0. After a
+//! SIGKILL, only sessions in flight are lost: a join report is confirmed to the device only
+//! after it is committed, so the device retries, and the registry counts a repeated report
+//! as a re-join, never a second provisioning.
 
+pub mod driver;
+pub mod link;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use zerotouch_proto::configurator::{
+    ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
+};
+use zerotouch_proto::{ConfiguratorCert, Instant, PublicKey, SigningIdentity};
+use zerotouch_store::Fleet;
+
+use self::driver::{ALLOWLIST_POLL_MS, ConfiguratorDriver, JobOutcome, RegistryJob, execute};
+use self::link::{LinkSpec, open_link};
 use crate::cli::Context;
 use crate::error::AppError;
 
 /// Arguments of `zerotouch configurator run`.
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// The link: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    #[arg(long, default_value = "udp", value_name = "LINK")]
+    pub link: LinkSpec,
+
+    /// The radio channel to serve (normally the access point's). Enrollees hop until they find it.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=13), value_name = "N")]
+    pub channel: u8,
+
+    /// Local IPv4 address of the interface that carries the multicast link.
+    #[arg(long, value_name = "ADDR")]
+    pub iface: Option<std::net::Ipv4Addr>,
+
+    /// Most concurrent provisioning sessions.
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+}
+
+/// Unix time in seconds now (0 if the clock is before 1970).
+pub(crate) fn unix_seconds() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
+/// The configurator identities of a fleet, one per suite, from the registry.
+pub(crate) fn configurator_identities(
+    fleet: &Fleet,
+) -> Result<heapless::Vec<ConfiguratorIdentity, 2>, AppError> {
+    let mut identities = heapless::Vec::new();
+    for keys in &fleet.keys {
+        let identity =
+            SigningIdentity::from_secret_bytes(keys.suite, keys.configurator_secret.as_slice())
+                .map_err(|e| {
+                    AppError::Corrupt(format!(
+                        "the configurator key of suite {} is invalid: {e}",
+                        keys.suite.name()
+                    ))
+                })?;
+        let cert = ConfiguratorCert::from_bytes(keys.suite, &keys.certificate)?;
+        let owner = PublicKey::from_wire(keys.suite, &keys.owner_public).map_err(|e| {
+            AppError::Corrupt(format!(
+                "the owner key of suite {} is invalid: {e}",
+                keys.suite.name()
+            ))
+        })?;
+        if identities
+            .push(ConfiguratorIdentity {
+                identity,
+                cert,
+                owner,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+    if identities.is_empty() {
+        return Err(AppError::NotFound(
+            "the fleet has no keys; run `zerotouch fleet init`".into(),
+        ));
+    }
+    Ok(identities)
+}
+
+/// SIGINT/SIGTERM, as a future that can be awaited any number of times.
+pub struct Shutdown {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+    requested: bool,
+}
+
+impl Shutdown {
+    /// Installs the handlers (the default actions stop applying).
+    pub fn install() -> Result<Self, AppError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt())
+            .map_err(|e| AppError::io("cannot install the SIGINT handler", e))?;
+        let terminate = signal(SignalKind::terminate())
+            .map_err(|e| AppError::io("cannot install the SIGTERM handler", e))?;
+        Ok(Self {
+            interrupt,
+            terminate,
+            requested: false,
+        })
+    }
+
+    /// Completes when a signal arrived (at once if one already did).
+    pub async fn wait(&mut self) {
+        if self.requested {
+            return;
+        }
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        self.requested = true;
+    }
+}
+
+/// Milliseconds on the daemon's monotonic clock.
+fn now_ms(start: tokio::time::Instant) -> Instant {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Runs the configurator daemon until SIGINT/SIGTERM.
 pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
-    let _ = (args, ctx);
-    Err(AppError::not_built("configurator run"))
+    let mut shutdown = Shutdown::install()?;
+    let mut registry = ctx.open_registry().await?;
+    let fleet = registry
+        .fleet()
+        .await
+        .map_err(AppError::from)?
+        .ok_or_else(|| {
+            AppError::NotFound("no fleet in this registry: run `zerotouch fleet init` first".into())
+        })?;
+    let identities = configurator_identities(&fleet)?;
+    let configurator_key = identities[0].identity.public_key();
+    let configurator_id = configurator_key.key_hash().to_string();
+    registry.set_configurator_id(Some(configurator_id.clone()));
+    let addr = zerotouch_link::derive_mac(&configurator_key.key_hash().0);
+
+    let mut limits = ConfiguratorLimits::default();
+    if let Some(max) = args.max_sessions {
+        limits.max_sessions = max.max(1);
+    }
+    let settings = ConfiguratorSettings {
+        identities,
+        channel: args.channel,
+        unix_time: unix_seconds(),
+        limits,
+    };
+    let snapshot = registry
+        .allowlist_snapshot()
+        .await
+        .map_err(AppError::from)?;
+    let allowlisted = snapshot.keys.len();
+    let rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let mut driver = ConfiguratorDriver::new(settings, rng, snapshot);
+
+    let link = open_link(&args.link, addr, args.channel, args.iface).await?;
+    tracing::info!(
+        registry = registry.location(),
+        configurator = %configurator_id,
+        %addr,
+        channel = args.channel,
+        link = %args.link,
+        allowlisted,
+        "configurator daemon running"
+    );
+
+    // The worker runs registry jobs one at a time, in order, and reports back.
+    let (job_tx, mut job_rx) = mpsc::unbounded_channel::<RegistryJob>();
+    let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel::<JobOutcome>();
+    let worker_registry = registry.clone();
+    let worker = tokio::spawn(async move {
+        while let Some(job) = job_rx.recv().await {
+            let outcome = execute(&worker_registry, job).await;
+            if outcome_tx.send(outcome).is_err() {
+                break;
+            }
+        }
+    });
+
+    // The watcher sends a new allowlist snapshot whenever the registry changed.
+    let (snapshot_tx, mut snapshot_rx) = mpsc::channel(1);
+    let watcher_registry = registry.clone();
+    let mut known_counter = driver.allowlist_counter();
+    let mut next_expiry = driver.allowlist_next_expiry();
+    let watcher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(ALLOWLIST_POLL_MS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let counter = match watcher_registry.change_counter().await {
+                Ok(counter) => counter,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot read the registry change counter; keeping the current allowlist");
+                    continue;
+                }
+            };
+            let expired = next_expiry.is_some_and(|t| t <= unix_millis());
+            if counter == known_counter && !expired {
+                continue;
+            }
+            match watcher_registry.allowlist_snapshot().await {
+                Ok(snapshot) => {
+                    known_counter = snapshot.change_counter;
+                    next_expiry = snapshot.next_expiry_ms;
+                    if snapshot_tx.send(snapshot).await.is_err() {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot reload the allowlist; keeping the current one")
+                }
+            }
+        }
+    });
+
+    let start = tokio::time::Instant::now();
+    let mut clock_tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        flush(&mut driver, &link, &job_tx).await;
+        let timer = driver
+            .poll_timeout()
+            .map(|t| start + Duration::from_millis(t));
+        tokio::select! {
+            received = link.recv() => match received {
+                Ok((src, frame)) => driver.handle_frame(now_ms(start), src, &frame),
+                Err(err) => tracing::warn!(%err, "link receive error"),
+            },
+            () = link::sleep_until(timer) => driver.handle_timeout(now_ms(start)),
+            Some(outcome) = outcome_rx.recv() => driver.handle_outcome(now_ms(start), outcome),
+            Some(snapshot) = snapshot_rx.recv() => {
+                tracing::info!(allowlisted = snapshot.keys.len(), counter = snapshot.change_counter, "allowlist reloaded");
+                driver.replace_allowlist(now_ms(start), snapshot);
+            }
+            _ = clock_tick.tick() => driver.set_unix_time(unix_seconds()),
+            () = shutdown.wait() => break,
+        }
+    }
+
+    tracing::info!(
+        sessions = driver.session_count(),
+        "shutting down: finishing registry writes"
+    );
+    watcher.abort();
+    // Queue what is left, close the queue, and keep confirming what the worker commits.
+    while let Some(job) = driver.poll_job() {
+        let _ = job_tx.send(job);
+    }
+    drop(job_tx);
+    while let Some(outcome) = outcome_rx.recv().await {
+        driver.handle_outcome(now_ms(start), outcome);
+        while let Some(transmit) = driver.poll_transmit() {
+            let _ = link.send(&transmit).await;
+        }
+        // Jobs caused by these outcomes cannot be queued any more; they are records of
+        // sessions that end with the daemon anyway.
+        while driver.poll_job().is_some() {}
+    }
+    let _ = worker.await;
+    registry.close().await;
+    let stats = driver.stats();
+    tracing::info!(
+        joined = stats.joined,
+        join_failed = stats.join_failed,
+        refused = stats.refused,
+        "configurator daemon stopped"
+    );
+    Ok(())
+}
+
+/// Unix time in milliseconds.
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Sends pending frames and queues pending registry jobs.
+async fn flush<R: rand_core::CryptoRng>(
+    driver: &mut ConfiguratorDriver<R>,
+    link: &link::Link,
+    jobs: &mpsc::UnboundedSender<RegistryJob>,
+) {
+    while let Some(transmit) = driver.poll_transmit() {
+        if let Err(err) = link.send(&transmit).await {
+            tracing::warn!(%err, "could not send a frame; the protocol will retransmit");
+        }
+    }
+    while let Some(job) = driver.poll_job() {
+        if jobs.send(job).is_err() {
+            tracing::error!("the registry worker stopped; registry jobs are being dropped");
+        }
+    }
 }

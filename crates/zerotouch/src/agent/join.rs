@@ -1,0 +1,152 @@
+//! The join check: after applying a configuration, did the device get on its network?
+//!
+//! `exec:CMD` runs CMD through `sh -c`. Its exit code is the protocol's status code
+//! (PROTOCOL.md §8), so a script can say why it failed: 0 joined, 1 AP not found,
+//! 2 authentication failed, 3 no IP address, 4 configuration rejected, 5 timeout; any other
+//! code (or death by a signal) is reported as "other". No check means "joined".
+
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::Duration;
+
+use zerotouch_proto::FailureReason;
+
+use super::apply::{DeliveredConfig, apply_environment};
+
+/// `--join-check`: how the agent finds out whether it joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinCheck {
+    /// `exec:CMD`: run CMD; exit code = status code.
+    Exec(String),
+    /// `none`: assume the join worked.
+    None,
+}
+
+impl FromStr for JoinCheck {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            _ if s == "none" => Ok(Self::None),
+            Some(("exec", cmd)) if !cmd.is_empty() => Ok(Self::Exec(cmd.to_owned())),
+            _ => Err(format!("`{s}` is not a join check: use exec:CMD or none")),
+        }
+    }
+}
+
+/// Maps a join-check exit code to the join result.
+pub fn result_from_exit_code(code: Option<i32>) -> Result<(), FailureReason> {
+    match code {
+        Some(0) => Ok(()),
+        Some(code) => Err(u8::try_from(code)
+            .ok()
+            .and_then(FailureReason::from_u8)
+            .unwrap_or(FailureReason::Other)),
+        None => Err(FailureReason::Other),
+    }
+}
+
+/// Runs the join check. The command sees the non-secret parts of the configuration
+/// (`ZEROTOUCH_SSID`, `ZEROTOUCH_SECURITY`, ...) but never the PSK: it checks the link, it
+/// does not need the secret. A check that runs longer than `timeout` is killed: timeout.
+pub async fn run_join_check(
+    check: &JoinCheck,
+    config: Option<&DeliveredConfig>,
+    timeout: Duration,
+) -> Result<(), FailureReason> {
+    let JoinCheck::Exec(command) = check else {
+        return Ok(());
+    };
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(config) = config {
+        for (name, value) in apply_environment(config) {
+            if name != "ZEROTOUCH_PSK" && name != "ZEROTOUCH_NETWORKS_JSON" {
+                cmd.env(name, value.as_str());
+            }
+        }
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            tracing::error!(%command, %err, "cannot run the join check");
+            return Err(FailureReason::Other);
+        }
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) => {
+            let result = result_from_exit_code(status.code());
+            tracing::info!(%command, ?status, ?result, "join check finished");
+            result
+        }
+        Ok(Err(err)) => {
+            tracing::error!(%command, %err, "join check failed to run");
+            Err(FailureReason::Other)
+        }
+        Err(_) => {
+            tracing::warn!(%command, ?timeout, "join check timed out");
+            let _ = child.kill().await;
+            Err(FailureReason::Timeout)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_map_to_protocol_status_codes() {
+        assert_eq!(result_from_exit_code(Some(0)), Ok(()));
+        assert_eq!(
+            result_from_exit_code(Some(1)),
+            Err(FailureReason::ApNotFound)
+        );
+        assert_eq!(
+            result_from_exit_code(Some(2)),
+            Err(FailureReason::AuthFailed)
+        );
+        assert_eq!(
+            result_from_exit_code(Some(3)),
+            Err(FailureReason::NoIpAddress)
+        );
+        assert_eq!(result_from_exit_code(Some(5)), Err(FailureReason::Timeout));
+        assert_eq!(result_from_exit_code(Some(42)), Err(FailureReason::Other));
+        assert_eq!(result_from_exit_code(None), Err(FailureReason::Other));
+    }
+
+    #[test]
+    fn join_check_parses() {
+        assert_eq!("none".parse::<JoinCheck>(), Ok(JoinCheck::None));
+        assert_eq!(
+            "exec:iw dev".parse::<JoinCheck>(),
+            Ok(JoinCheck::Exec("iw dev".into()))
+        );
+        assert!("exec:".parse::<JoinCheck>().is_err());
+        assert!("ping".parse::<JoinCheck>().is_err());
+    }
+
+    #[tokio::test]
+    async fn join_check_runs_the_command_and_times_out() {
+        let long = Duration::from_secs(10);
+        assert_eq!(
+            run_join_check(&JoinCheck::Exec("exit 2".into()), None, long).await,
+            Err(FailureReason::AuthFailed)
+        );
+        assert_eq!(
+            run_join_check(&JoinCheck::Exec("true".into()), None, long).await,
+            Ok(())
+        );
+        assert_eq!(run_join_check(&JoinCheck::None, None, long).await, Ok(()));
+        let slow = run_join_check(
+            &JoinCheck::Exec("sleep 5".into()),
+            None,
+            Duration::from_millis(100),
+        )
+        .await;
+        assert_eq!(slow, Err(FailureReason::Timeout));
+    }
+}

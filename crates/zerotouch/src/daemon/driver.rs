@@ -1,0 +1,471 @@
+//! The configurator driver shared by the daemon and the demo: the protocol core, the
+//! allowlist snapshot it consults, and the registry work its events cause.
+//!
+//! The driver itself stays sans-IO, like the core it wraps: frames, timers and registry
+//! results go in; frames, deadlines and [`RegistryJob`]s come out. The daemon runs the jobs
+//! on an async worker, the demo runs them inline inside the simulator; both feed the
+//! results back with [`ConfiguratorDriver::handle_outcome`]. [`execute`] is the one place
+//! that turns a job into registry calls.
+//!
+//! Ordering that makes a crash harmless: a join report is acknowledged to the device
+//! (`confirm`, which lets it commit) only after the registry committed it. A crash before
+//! that loses only the session in flight; the device retries and the registry records the
+//! repeated report as a re-join, never as a second provisioning.
+
+use std::collections::{HashMap, VecDeque};
+
+use zeroize::Zeroizing;
+use zerotouch_proto::config::{ConfigWriter, MAX_CONFIG_LEN};
+use zerotouch_proto::configurator::{
+    Configurator, ConfiguratorEvent, ConfiguratorSettings, ConfiguratorStats, SessionFailure,
+    SessionId,
+};
+use zerotouch_proto::{Addr, AnnounceMode, FailureReason, Instant, KeyHash, Transmit};
+use zerotouch_store::{AllowlistSnapshot, Registry, StoreError};
+
+/// How often the daemon asks the registry whether the allowlist changed.
+pub const ALLOWLIST_POLL_MS: u64 = 500;
+
+/// An allowlisted key announcing again with the same mode is recorded at most this often
+/// (announcements repeat every few hundred milliseconds while a device waits).
+const ANNOUNCE_RECORD_INTERVAL_MS: u64 = 30_000;
+
+/// Registry work caused by a protocol event. Executed in order by [`execute`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegistryJob {
+    /// An allowlisted device announced.
+    Announced {
+        /// Its key hash.
+        key: KeyHash,
+        /// Radio address.
+        src: Addr,
+        /// Announcement mode.
+        mode: AnnounceMode,
+        /// The failure it flagged.
+        last_failure: Option<FailureReason>,
+    },
+    /// A key that is not allowlisted announced (already rate-limited by the core).
+    Refused {
+        /// Its key hash.
+        key: KeyHash,
+        /// Radio address.
+        src: Addr,
+    },
+    /// A device authenticated: record it, then fetch and encode its configuration.
+    FetchConfig {
+        /// The session waiting for it.
+        session: SessionId,
+        /// The device.
+        key: KeyHash,
+        /// Radio address.
+        src: Addr,
+    },
+    /// The device acknowledged its configuration.
+    Delivered {
+        /// The device.
+        key: KeyHash,
+    },
+    /// The device reported its join: persist, then confirm.
+    JoinReported {
+        /// The session waiting for the confirmation.
+        session: SessionId,
+        /// The device.
+        key: KeyHash,
+        /// Joined, or why not.
+        result: Result<(), FailureReason>,
+    },
+    /// A session ended without a join report.
+    SessionFailed {
+        /// The device.
+        key: KeyHash,
+        /// Why.
+        reason: SessionFailure,
+    },
+}
+
+/// The result of a [`RegistryJob`], fed back with [`ConfiguratorDriver::handle_outcome`].
+pub enum JobOutcome {
+    /// A record was written (or failed and was logged); nothing to do.
+    Recorded,
+    /// The configuration object for a session, or the reason to decline it.
+    Config {
+        /// The session.
+        session: SessionId,
+        /// The encoded configuration object, or why there is none.
+        config: Result<Zeroizing<Vec<u8>>, String>,
+    },
+    /// A join report was committed to the registry (`true`), or could not be (`false`:
+    /// the device is not confirmed, keeps its report pending and retries later).
+    JoinPersisted {
+        /// The session.
+        session: SessionId,
+        /// Whether the registry committed it.
+        persisted: bool,
+    },
+}
+
+/// Counters of the driver (on top of the core's [`ConfiguratorStats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Announcements of keys not on the allowlist (events, after the core's rate limit).
+    pub refused: u64,
+    /// Sessions authenticated.
+    pub authenticated: u64,
+    /// Configurations handed to the core.
+    pub configs_provided: u64,
+    /// Sessions declined (no configuration for the device).
+    pub declined: u64,
+    /// Successful joins committed and confirmed.
+    pub joined: u64,
+    /// Failed joins reported.
+    pub join_failed: u64,
+    /// Sessions that ended without a report.
+    pub sessions_failed: u64,
+    /// Join reports the registry could not commit (left unconfirmed).
+    pub persist_failures: u64,
+    /// Allowlist reloads.
+    pub allowlist_reloads: u64,
+}
+
+/// The configurator driver: the core plus the allowlist snapshot and the job queue.
+pub struct ConfiguratorDriver<R> {
+    core: Configurator<R>,
+    allowlist: AllowlistSnapshot,
+    jobs: VecDeque<RegistryJob>,
+    /// Last recorded announcement per key, to keep repeated announcements out of the audit log.
+    announce_recorded: HashMap<KeyHash, (AnnounceMode, Option<FailureReason>, Instant)>,
+    stats: DriverStats,
+}
+
+impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
+    /// A driver around a new core, answering the keys of `allowlist`.
+    pub fn new(settings: ConfiguratorSettings, rng: R, allowlist: AllowlistSnapshot) -> Self {
+        Self {
+            core: Configurator::new(settings, rng),
+            allowlist,
+            jobs: VecDeque::new(),
+            announce_recorded: HashMap::new(),
+            stats: DriverStats::default(),
+        }
+    }
+
+    /// Handles a received frame.
+    pub fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
+        self.core.handle_frame(now, src, frame, &self.allowlist);
+        self.drain_events(now);
+    }
+
+    /// Handles the deadline from [`ConfiguratorDriver::poll_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.core.poll_timeout().is_some_and(|t| t <= now) {
+            self.core.handle_timeout(now);
+        }
+        self.drain_events(now);
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.core.poll_transmit()
+    }
+
+    /// When [`ConfiguratorDriver::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// The next registry job to run.
+    pub fn poll_job(&mut self) -> Option<RegistryJob> {
+        self.jobs.pop_front()
+    }
+
+    /// Feeds back the result of a job.
+    pub fn handle_outcome(&mut self, now: Instant, outcome: JobOutcome) {
+        match outcome {
+            JobOutcome::Recorded => {}
+            JobOutcome::Config {
+                session,
+                config: Ok(bytes),
+            } => {
+                // Fails if the session ended meanwhile or the key was revoked: the core then
+                // sends nothing, and reports the end as an event.
+                match self
+                    .core
+                    .provide_config(now, session, &bytes, &self.allowlist)
+                {
+                    Ok(()) => self.stats.configs_provided += 1,
+                    Err(err) => {
+                        tracing::debug!(session = session.0, %err, "configuration not delivered")
+                    }
+                }
+            }
+            JobOutcome::Config {
+                session,
+                config: Err(why),
+            } => {
+                tracing::warn!(session = session.0, reason = %why, "declining the device: no configuration");
+                self.stats.declined += 1;
+                let _ = self.core.decline(now, session);
+            }
+            JobOutcome::JoinPersisted {
+                session,
+                persisted: true,
+            } => {
+                if let Err(err) = self.core.confirm(now, session) {
+                    tracing::debug!(session = session.0, %err, "join persisted after the session ended");
+                }
+            }
+            JobOutcome::JoinPersisted {
+                session,
+                persisted: false,
+            } => {
+                self.stats.persist_failures += 1;
+                tracing::warn!(
+                    session = session.0,
+                    "join report not committed; the device is left unconfirmed and will retry"
+                );
+            }
+        }
+        self.drain_events(now);
+    }
+
+    /// The change counter of the allowlist snapshot in use.
+    pub fn allowlist_counter(&self) -> i64 {
+        self.allowlist.change_counter
+    }
+
+    /// When the snapshot must be reloaded because an entry expires (Unix ms), if ever.
+    pub fn allowlist_next_expiry(&self) -> Option<i64> {
+        self.allowlist.next_expiry_ms
+    }
+
+    /// Installs a fresh allowlist snapshot; sessions of keys that left it are aborted at once.
+    pub fn replace_allowlist(&mut self, now: Instant, snapshot: AllowlistSnapshot) {
+        let removed: Vec<KeyHash> = self
+            .allowlist
+            .keys
+            .difference(&snapshot.keys)
+            .copied()
+            .collect();
+        self.allowlist = snapshot;
+        self.stats.allowlist_reloads += 1;
+        for key in &removed {
+            tracing::info!(key = %key, "revoked: aborting its sessions");
+            self.core.revoke(now, key);
+            self.announce_recorded.remove(key);
+        }
+        self.drain_events(now);
+    }
+
+    /// Sessions running.
+    pub fn session_count(&self) -> usize {
+        self.core.session_count()
+    }
+
+    /// The core's counters.
+    pub fn core_stats(&self) -> ConfiguratorStats {
+        self.core.stats()
+    }
+
+    /// The driver's counters.
+    pub fn stats(&self) -> DriverStats {
+        self.stats
+    }
+
+    /// Updates the Unix time sent to enrollees.
+    pub fn set_unix_time(&mut self, unix_time: u32) {
+        self.core.set_unix_time(unix_time);
+    }
+
+    fn drain_events(&mut self, now: Instant) {
+        while let Some(event) = self.core.poll_event() {
+            self.on_event(now, event);
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, event: ConfiguratorEvent) {
+        match event {
+            ConfiguratorEvent::Announced {
+                key,
+                src,
+                mode,
+                last_failure,
+            } => {
+                let repeat = self.announce_recorded.get(&key).is_some_and(|&(m, f, at)| {
+                    m == mode
+                        && f == last_failure
+                        && now.saturating_sub(at) < ANNOUNCE_RECORD_INTERVAL_MS
+                });
+                if !repeat {
+                    tracing::debug!(key = %key, %src, ?mode, "allowlisted device announced");
+                    self.announce_recorded
+                        .insert(key, (mode, last_failure, now));
+                    self.jobs.push_back(RegistryJob::Announced {
+                        key,
+                        src,
+                        mode,
+                        last_failure,
+                    });
+                }
+            }
+            ConfiguratorEvent::NotAllowed { key, src } => {
+                self.stats.refused += 1;
+                tracing::debug!(key = %key, %src, "refused: not on the allowlist");
+                self.jobs.push_back(RegistryJob::Refused { key, src });
+            }
+            ConfiguratorEvent::Authenticated { session, key, src } => {
+                self.stats.authenticated += 1;
+                tracing::info!(key = %key, %src, session = session.0, "device authenticated");
+                self.jobs
+                    .push_back(RegistryJob::FetchConfig { session, key, src });
+            }
+            ConfiguratorEvent::ConfigDelivered { key, .. } => {
+                tracing::info!(key = %key, "configuration delivered");
+                self.jobs.push_back(RegistryJob::Delivered { key });
+            }
+            ConfiguratorEvent::JoinReported {
+                session,
+                key,
+                result,
+            } => {
+                match result {
+                    Ok(()) => {
+                        self.stats.joined += 1;
+                        tracing::info!(key = %key, "device joined its network");
+                    }
+                    Err(reason) => {
+                        self.stats.join_failed += 1;
+                        tracing::warn!(key = %key, reason = reason.name(), "device could not join");
+                    }
+                }
+                // A new attempt of this device must be recorded even if it looks the same.
+                self.announce_recorded.remove(&key);
+                self.jobs.push_back(RegistryJob::JoinReported {
+                    session,
+                    key,
+                    result,
+                });
+            }
+            ConfiguratorEvent::SessionFailed { key, reason, .. } => {
+                self.stats.sessions_failed += 1;
+                tracing::info!(key = %key, ?reason, "session ended without a join report");
+                self.jobs
+                    .push_back(RegistryJob::SessionFailed { key, reason });
+            }
+        }
+    }
+}
+
+/// Encodes a device's configuration plan as the protocol's configuration object.
+pub fn encode_plan(plan: &zerotouch_store::DeviceConfigPlan) -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut buf = Zeroizing::new(vec![0u8; MAX_CONFIG_LEN]);
+    let mut writer = ConfigWriter::new(&mut buf);
+    for (index, network) in plan.networks.iter().enumerate() {
+        writer.network(&network.as_network()).map_err(|e| {
+            format!(
+                "network {} of profile `{}` is invalid: {e:?}",
+                index + 1,
+                plan.profile
+            )
+        })?;
+    }
+    for (key, value) in &plan.settings {
+        writer.setting(key, value.as_bytes()).map_err(|e| {
+            format!(
+                "setting `{key}` of profile `{}` is invalid: {e:?}",
+                plan.profile
+            )
+        })?;
+    }
+    let len = writer
+        .finish()
+        .map_err(|e| format!("profile `{}`: {e:?}", plan.profile))?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// How often a join report is retried when the registry is busy, and the pause between tries.
+const PERSIST_ATTEMPTS: u32 = 5;
+const PERSIST_RETRY_MS: u64 = 200;
+
+/// Runs one job against the registry. Failures of plain records are logged and do not stop
+/// provisioning; a join report that cannot be committed is not confirmed.
+pub async fn execute(registry: &Registry, job: RegistryJob) -> JobOutcome {
+    match job {
+        RegistryJob::Announced {
+            key,
+            src,
+            mode,
+            last_failure,
+        } => {
+            tracing::debug!(key = %key, ?mode, last_failure = last_failure.map(FailureReason::name), "recording announcement");
+            if let Err(err) = registry.record_announced(&key, src).await {
+                tracing::warn!(key = %key, %err, "could not record the announcement");
+            }
+            JobOutcome::Recorded
+        }
+        RegistryJob::Refused { key, src } => {
+            if let Err(err) = registry.record_refused(&key, src).await {
+                tracing::warn!(key = %key, %err, "could not record the refusal");
+            }
+            JobOutcome::Recorded
+        }
+        RegistryJob::FetchConfig { session, key, .. } => {
+            // Revoked since the snapshot: the registry refuses, and the device gets nothing.
+            let config = match registry.record_authenticated(&key).await {
+                Ok(()) => match registry.device_config(&key).await {
+                    Ok(plan) => encode_plan(&plan),
+                    Err(err) => Err(err.to_string()),
+                },
+                Err(err) => Err(err.to_string()),
+            };
+            JobOutcome::Config { session, config }
+        }
+        RegistryJob::Delivered { key } => {
+            if let Err(err) = registry.record_config_delivered(&key).await {
+                tracing::warn!(key = %key, %err, "could not record the delivery");
+            }
+            JobOutcome::Recorded
+        }
+        RegistryJob::JoinReported {
+            session,
+            key,
+            result,
+        } => {
+            for attempt in 1..=PERSIST_ATTEMPTS {
+                let written = match result {
+                    Ok(()) => registry.record_joined(&key).await.map(drop),
+                    Err(reason) => registry.record_join_failed(&key, reason).await,
+                };
+                match written {
+                    Ok(()) => {
+                        return JobOutcome::JoinPersisted {
+                            session,
+                            persisted: true,
+                        };
+                    }
+                    Err(err @ (StoreError::DeviceRevoked(_) | StoreError::DeviceNotFound(_))) => {
+                        tracing::warn!(key = %key, %err, "join report of a device no longer allowlisted; not confirmed");
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(key = %key, %err, attempt, "could not commit the join report");
+                        if attempt < PERSIST_ATTEMPTS {
+                            tokio::time::sleep(std::time::Duration::from_millis(PERSIST_RETRY_MS))
+                                .await;
+                        }
+                    }
+                }
+            }
+            JobOutcome::JoinPersisted {
+                session,
+                persisted: false,
+            }
+        }
+        RegistryJob::SessionFailed { key, reason } => {
+            // The registry keeps device transitions only; a session that ended early is a
+            // log line (the device retries and its next announcement is recorded).
+            tracing::info!(key = %key, ?reason, "session failed");
+            JobOutcome::Recorded
+        }
+    }
+}
