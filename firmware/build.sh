@@ -3,7 +3,8 @@
 # tests of its flash store (power cuts at every flash operation).
 # Needs: rustup (stable), python3 and binutils (`nm`, `size`: they read RISC-V ELF).
 # Honours CARGO_TARGET_DIR (the store tests then use "$CARGO_TARGET_DIR-store").
-# SKIP_STORE_TESTS=1 skips the host tests. Extra arguments go to the firmware's `cargo build`.
+# SKIP_STORE_TESTS=1 skips the host tests; LINT=1 also runs clippy (warnings are errors) on
+# both crates. Extra arguments go to the firmware's `cargo build`.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,6 +12,17 @@ target=riscv32imc-unknown-none-elf
 if ! rustup target list --installed | grep -qx "$target"; then
   echo "==> installing the rustup target $target"
   rustup target add "$target"
+fi
+
+echo "==> cargo fmt --check (firmware, store)"
+(cd esp32c3-enrollee && cargo fmt -- --check)
+(cd store && cargo fmt -- --check)
+
+store_target="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR-store}"
+if [ "${LINT:-0}" = 1 ]; then
+  echo "==> cargo clippy (firmware, store; warnings are errors)"
+  (cd esp32c3-enrollee && cargo clippy --release -- -D warnings)
+  (cd store && CARGO_TARGET_DIR="${store_target:-$PWD/target}" cargo clippy --all-targets -- -D warnings)
 fi
 
 echo "==> cargo build --release (firmware, $target)"
@@ -23,6 +35,5 @@ python3 tools/size_report.py "$elf"
 
 if [ "${SKIP_STORE_TESTS:-0}" != 1 ]; then
   echo "==> flash store: host tests with power cuts (firmware/store)"
-  store_target="${CARGO_TARGET_DIR:+$CARGO_TARGET_DIR-store}"
   (cd store && CARGO_TARGET_DIR="${store_target:-$PWD/target}" cargo test)
 fi
