@@ -509,11 +509,9 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         unix_time: unix_now,
         limits: ConfiguratorLimits::default(),
     };
-    let driver = ConfiguratorDriver::new(
-        settings,
-        ChaCha8Rng::seed_from_u64(rng.next_u64()),
-        snapshot,
-    );
+    let driver =
+        ConfiguratorDriver::new(settings, ChaCha8Rng::seed_from_u64(rng.next_u64()), snapshot)
+            .with_quiet_events();
     let configurator = sim.add_node(Box::new(RegistryConfiguratorNode {
         addr: Addr([0x02, 0xc0, 0, 0, 0, 1]),
         driver,

@@ -127,6 +127,18 @@ pub struct DriverStats {
     pub allowlist_reloads: u64,
 }
 
+/// Logs a per-device event at `info`, or at `debug` when the driver was made quiet (the demo
+/// provisions hundreds of devices and shows a progress bar instead).
+macro_rules! device_event {
+    ($driver:expr, $($arg:tt)*) => {
+        if $driver.quiet_events {
+            tracing::debug!($($arg)*)
+        } else {
+            tracing::info!($($arg)*)
+        }
+    };
+}
+
 /// The configurator driver: the core plus the allowlist snapshot and the job queue.
 pub struct ConfiguratorDriver<R> {
     core: Configurator<R>,
@@ -135,6 +147,7 @@ pub struct ConfiguratorDriver<R> {
     /// Last recorded announcement per key, to keep repeated announcements out of the audit log.
     announce_recorded: HashMap<KeyHash, (AnnounceMode, Option<FailureReason>, Instant)>,
     stats: DriverStats,
+    quiet_events: bool,
 }
 
 impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
@@ -146,7 +159,14 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             jobs: VecDeque::new(),
             announce_recorded: HashMap::new(),
             stats: DriverStats::default(),
+            quiet_events: false,
         }
+    }
+
+    /// Logs per-device events at `debug` instead of `info`.
+    pub fn with_quiet_events(mut self) -> Self {
+        self.quiet_events = true;
+        self
     }
 
     /// Handles a received frame.
@@ -249,7 +269,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
         self.allowlist = snapshot;
         self.stats.allowlist_reloads += 1;
         for key in &removed {
-            tracing::info!(key = %key, "revoked: aborting its sessions");
+            device_event!(self, key = %key, "revoked: aborting its sessions");
             self.core.revoke(now, key);
             self.announce_recorded.remove(key);
         }
@@ -314,12 +334,12 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             }
             ConfiguratorEvent::Authenticated { session, key, src } => {
                 self.stats.authenticated += 1;
-                tracing::info!(key = %key, %src, session = session.0, "device authenticated");
+                device_event!(self, key = %key, %src, session = session.0, "device authenticated");
                 self.jobs
                     .push_back(RegistryJob::FetchConfig { session, key, src });
             }
             ConfiguratorEvent::ConfigDelivered { key, .. } => {
-                tracing::info!(key = %key, "configuration delivered");
+                device_event!(self, key = %key, "configuration delivered");
                 self.jobs.push_back(RegistryJob::Delivered { key });
             }
             ConfiguratorEvent::JoinReported {
@@ -330,7 +350,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 match result {
                     Ok(()) => {
                         self.stats.joined += 1;
-                        tracing::info!(key = %key, "device joined its network");
+                        device_event!(self, key = %key, "device joined its network");
                     }
                     Err(reason) => {
                         self.stats.join_failed += 1;
@@ -347,7 +367,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             }
             ConfiguratorEvent::SessionFailed { key, reason, .. } => {
                 self.stats.sessions_failed += 1;
-                tracing::info!(key = %key, ?reason, "session ended without a join report");
+                device_event!(self, key = %key, ?reason, "session ended without a join report");
                 self.jobs
                     .push_back(RegistryJob::SessionFailed { key, reason });
             }
