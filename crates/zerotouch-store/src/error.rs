@@ -170,10 +170,11 @@ fn summarize_conflicts(conflicts: &[ImportConflict]) -> String {
     parts.join("; ")
 }
 
-/// SQLite result codes that mean "locked by someone else" (BUSY, BUSY_RECOVERY,
-/// BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED).
-const SQLITE_BUSY_CODES: [&str; 5] = ["5", "261", "517", "773", "6"];
-/// SQLite result codes that mean the file is not a database or is damaged (NOTADB, CORRUPT).
+/// SQLite primary result codes that mean "locked by someone else" (BUSY, LOCKED); the
+/// extended codes (BUSY_SNAPSHOT, ...) share them in their low byte.
+const SQLITE_BUSY_CODES: [&str; 2] = ["5", "6"];
+/// SQLite primary result codes that mean the file is not a database or is damaged
+/// (NOTADB, CORRUPT).
 const SQLITE_CORRUPT_CODES: [&str; 2] = ["26", "11"];
 
 impl StoreError {
@@ -185,25 +186,25 @@ impl StoreError {
             },
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let is_sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
                 // SQLite extended codes keep the primary code in the low byte.
                 let primary = code
                     .parse::<i64>()
                     .map(|c| (c & 0xff).to_string())
                     .unwrap_or_default();
-                if SQLITE_BUSY_CODES.contains(&code.as_str())
-                    || SQLITE_BUSY_CODES[..1].contains(&primary.as_str())
-                {
+                let busy = if is_sqlite {
+                    SQLITE_BUSY_CODES.contains(&primary.as_str())
+                } else {
+                    // PostgreSQL lock_not_available, deadlock_detected.
+                    code == "55P03" || code == "40P01"
+                };
+                if busy {
                     StoreError::Busy {
                         detail: db.message().to_string(),
                     }
-                } else if SQLITE_CORRUPT_CODES.contains(&primary.as_str()) {
+                } else if is_sqlite && SQLITE_CORRUPT_CODES.contains(&primary.as_str()) {
                     StoreError::Corrupt {
                         location: location.to_string(),
-                        detail: db.message().to_string(),
-                    }
-                } else if code == "55P03" || code == "40P01" {
-                    // PostgreSQL lock_not_available / deadlock_detected.
-                    StoreError::Busy {
                         detail: db.message().to_string(),
                     }
                 } else {
