@@ -143,9 +143,9 @@ pub struct Context {
     /// The config file that was read, if any.
     pub config_path: Option<PathBuf>,
     /// The config file contents (empty if there is none); subcommands read their sections.
+    #[allow(dead_code)]
+    // The `[configurator]`/`[enrollee]`/`[demo]` sections are read by those commands.
     pub config: ConfigFile,
-    /// The default data directory (`<user data dir>/zerotouch`).
-    pub data_dir: PathBuf,
 }
 
 impl Context {
@@ -164,7 +164,7 @@ impl Context {
         let config_path = config_path.filter(|p| explicit || p.exists());
 
         let registry = match cli.registry.as_deref().or(config.registry.as_deref()) {
-            Some(value) if value.is_empty() => {
+            Some("") => {
                 return Err(AppError::Usage(
                     "--registry is empty; give a file path or URL".into(),
                 ));
@@ -182,11 +182,6 @@ impl Context {
             (None, false) => config.secret_key_file.clone(),
         };
 
-        let data_dir = match &dirs {
-            Ok(dirs) => dirs.data_dir.clone(),
-            Err(_) => registry.sqlite_dir().map(PathBuf::from).unwrap_or_default(),
-        };
-
         Ok(Context {
             registry,
             secret_key_file,
@@ -196,7 +191,6 @@ impl Context {
                 - i8::try_from(cli.quiet).unwrap_or(i8::MAX),
             config_path,
             config,
-            data_dir,
         })
     }
 }

@@ -13,8 +13,6 @@ use zerotouch_store::StoreError;
 
 /// Exit codes, documented in `zerotouch --help` and the README.
 pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
     /// A failure that fits no other class (I/O error, crypto failure, ...).
     pub const FAILURE: u8 = 1;
     /// Bad command line or bad input data (malformed URI, bad import file, bad value).
@@ -103,13 +101,6 @@ impl AppError {
             io::ErrorKind::Interrupted => AppError::Interrupted,
             _ => AppError::Failed(message),
         }
-    }
-
-    /// The error for a command whose implementation is not in this build.
-    pub fn not_built(command: &str) -> Self {
-        AppError::Failed(format!(
-            "`zerotouch {command}` is not built into this binary yet; use a newer build"
-        ))
     }
 }
 

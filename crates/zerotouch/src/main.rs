@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let json_errors = cli.json;
     let result = Context::resolve(&cli).and_then(|ctx| {
         init_logging(&ctx);
+        tracing::debug!(registry = %ctx.registry, config = ?ctx.config_path, "settings resolved");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

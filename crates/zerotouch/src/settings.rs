@@ -57,10 +57,13 @@ pub struct ConfigFile {
     /// Print JSON instead of text by default.
     pub json: Option<bool>,
     /// Settings for the configurator daemon (`[configurator]`), read by `configurator run`.
+    #[allow(dead_code)] // Read by the `configurator` command.
     pub configurator: Option<toml::Table>,
     /// Settings for the enrollee agent (`[enrollee]`), read by `enrollee run`.
+    #[allow(dead_code)] // Read by the `enrollee` command.
     pub enrollee: Option<toml::Table>,
     /// Settings for `demo` (`[demo]`).
+    #[allow(dead_code)] // Read by the `demo` command.
     pub demo: Option<toml::Table>,
 }
 
@@ -144,14 +147,6 @@ impl RegistryLocation {
             RegistryLocation::Url(value.to_owned())
         } else {
             RegistryLocation::Sqlite(PathBuf::from(value))
-        }
-    }
-
-    /// The directory the registry file is in (where the default secret key file goes).
-    pub fn sqlite_dir(&self) -> Option<&Path> {
-        match self {
-            RegistryLocation::Sqlite(path) => path.parent(),
-            RegistryLocation::Url(_) => None,
         }
     }
 }

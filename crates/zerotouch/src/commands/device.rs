@@ -203,6 +203,11 @@ async fn keygen(args: KeygenArgs, ctx: &Context) -> Result<(), AppError> {
     } else {
         None
     };
+    if let (Some(registry), Some(profile)) = (&registry, &args.profile)
+        && registry.get_profile(profile).await?.is_none()
+    {
+        return Err(StoreError::UnknownProfile(profile.clone()).into());
+    }
     let owner = match (&registry, args.pin_owner) {
         (Some(registry), true) => {
             let fleet = registry.fleet().await?.ok_or(StoreError::NoFleet)?;

@@ -299,12 +299,14 @@ async fn list(ctx: &Context, registry: &Registry) -> Result<(), AppError> {
                     .map(|n| n.ssid.as_str())
                     .collect::<Vec<_>>()
                     .join(","),
-                p.networks
+                if p.networks
                     .iter()
                     .any(|n| n.credential == CredentialSpec::PerDevice)
-                    .then_some("per-device")
-                    .unwrap_or("shared")
-                    .to_string(),
+                {
+                    "per-device".to_string()
+                } else {
+                    "shared".to_string()
+                },
                 p.settings.len().to_string(),
             ]
         })

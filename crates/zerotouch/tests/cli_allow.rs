@@ -1,0 +1,356 @@
+//! The allowlist commands: add, import (formats, atomicity, line numbers), list, revoke,
+//! profiles and per-device overrides, concurrent use.
+
+mod cli_support;
+
+use cli_support::{Env, s};
+
+fn uris(manifest: &[serde_json::Value]) -> Vec<String> {
+    manifest
+        .iter()
+        .map(|e| e["dpp_uri"].as_str().expect("uri").to_string())
+        .collect()
+}
+
+#[test]
+fn add_list_revoke_round_trip() {
+    let env = Env::new();
+    let devices = env.keygen("keys", 3, "d-");
+    let uris = uris(&devices);
+    // URI (label from I:), explicit label, and a base64 SPKI taken from the URI.
+    let added = env.json(&["allow", "add", &uris[0]]);
+    assert_eq!(added["label"], "d-0001");
+    assert_eq!(added["key_hash"], devices[0]["key_hash"]);
+    env.ok(&[
+        "allow",
+        "add",
+        &uris[1],
+        "--label",
+        "kitchen",
+        "--expires",
+        "30d",
+    ]);
+    let spki = uris[2]
+        .rsplit("K:")
+        .next()
+        .expect("K")
+        .trim_end_matches(";;");
+    let added = env.json(&["allow", "add", spki]);
+    assert_eq!(added["key_hash"], devices[2]["key_hash"]);
+
+    let err = env.fails(&["allow", "add", &uris[0]], 4);
+    assert!(err.contains("already in the registry"), "{err}");
+    let err = env.fails(
+        &[
+            "allow",
+            "add",
+            devices[0]["key_hash"].as_str().expect("hash"),
+        ],
+        2,
+    );
+    assert!(err.contains("key hash alone"), "{err}");
+    env.fails(&["allow", "add", "DPP:K:notbase64!;;"], 2);
+
+    let list = env.json(&["allow", "list"]);
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 3);
+    for entry in list {
+        for field in ["key_hash", "label", "profile", "state", "last_event"] {
+            assert!(entry.get(field).is_some(), "{field} missing in {entry}");
+        }
+    }
+    assert!(list[1]["expires_at"].is_string());
+    let text = env.ok(&["allow", "list"]);
+    assert!(
+        text.starts_with("KEY HASH") && text.contains("kitchen"),
+        "{text}"
+    );
+
+    env.ok(&["allow", "revoke", "kitchen"]);
+    let revoked = env.json(&["allow", "list", "--state", "revoked"]);
+    assert_eq!(revoked.as_array().map(Vec::len), Some(1));
+    assert_eq!(revoked[0]["label"], "kitchen");
+    let again = env.json(&[
+        "allow",
+        "revoke",
+        &devices[1]["key_hash"].as_str().expect("hash")[..12],
+    ]);
+    assert_eq!(again["revoked"], false);
+    env.fails(&["allow", "revoke", "nobody"], 3);
+    let log = env.ok(&["log", "--device", "kitchen"]);
+    assert!(log.contains("allowed") && log.contains("revoked"), "{log}");
+}
+
+#[test]
+fn ambiguous_prefix_lists_candidates() {
+    use std::collections::HashMap;
+    use zerotouch_proto::{SigningIdentity, SuiteId};
+    // Deterministic keys until two key hashes share their first 4 hex digits (the shortest
+    // prefix accepted); the birthday bound makes that a few hundred keys.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let (first, second) = (0u32..)
+        .find_map(|i| {
+            let mut secret = [7u8; 32];
+            secret[..4].copy_from_slice(&i.to_le_bytes());
+            let key = SigningIdentity::from_secret_bytes(SuiteId::Ed25519, &secret)
+                .expect("key")
+                .public_key();
+            let raw = format!("ed25519:{}", hex_encode(key.as_wire()));
+            let hash = key.key_hash().to_string();
+            match seen.insert(hash[..4].to_string(), raw.clone()) {
+                Some(other) => Some((other, raw)),
+                None => None,
+            }
+        })
+        .expect("a collision");
+    let env = Env::new();
+    let a = env.json(&["allow", "add", &first, "--label", "first"]);
+    let b = env.json(&["allow", "add", &second, "--label", "second"]);
+    let (ha, hb) = (
+        a["key_hash"].as_str().expect("a"),
+        b["key_hash"].as_str().expect("b"),
+    );
+    let err = env.fails(&["allow", "revoke", &ha[..4]], 4);
+    assert!(
+        err.contains(ha) && err.contains(hb) && err.contains("first") && err.contains("second"),
+        "{err}"
+    );
+    // A longer prefix resolves it.
+    let common = ha
+        .chars()
+        .zip(hb.chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    env.ok(&["allow", "revoke", &ha[..common + 1]]);
+    let err = env.fails(&["allow", "revoke", "abc"], 3);
+    assert!(err.contains("abc"), "{err}");
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn import_detects_csv_json_and_lines() {
+    let env = Env::new();
+    let devices = env.keygen("keys", 6, "x-");
+    let uris = uris(&devices);
+    env.ok(&["profile", "set", "field", "--ssid", "Field", "--per-device"]);
+
+    let csv = env.path("a.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "uri,label,profile\n{},one,field\n\"{}\",two,\n",
+            uris[0], uris[1]
+        ),
+    )
+    .expect("csv");
+    assert_eq!(env.json(&["allow", "import", s(&csv)])["format"], "CSV");
+
+    let json = env.path("b.json");
+    let body = serde_json::json!([uris[2], {"uri": uris[3], "label": "four", "profile": "field", "expires": "2099-01-01"}]);
+    std::fs::write(&json, body.to_string()).expect("json");
+    assert_eq!(env.json(&["allow", "import", s(&json)])["format"], "JSON");
+
+    let lines = env.path("c.txt");
+    std::fs::write(&lines, format!("# batch c\n{}\n\n{}\n", uris[4], uris[5])).expect("txt");
+    let report = env.json(&["allow", "import", s(&lines), "--profile", "field"]);
+    assert_eq!(
+        (report["format"].as_str(), report["imported"].as_u64()),
+        (Some("one-per-line"), Some(2))
+    );
+
+    let list = env.json(&["allow", "list"]);
+    let by_label = |label: &str| {
+        list.as_array()
+            .expect("list")
+            .iter()
+            .find(|e| e["label"] == label)
+            .cloned()
+    };
+    assert_eq!(by_label("one").expect("one")["profile"], "field");
+    assert_eq!(by_label("two").expect("two")["profile"], "default");
+    assert!(
+        by_label("four").expect("four")["expires_at"]
+            .as_str()
+            .expect("exp")
+            .starts_with("2099-01-01")
+    );
+    assert_eq!(by_label("x-0006").expect("x-0006")["profile"], "field");
+}
+
+#[test]
+fn bad_import_reports_every_line_and_imports_nothing() {
+    let env = Env::new();
+    let devices = env.keygen("keys", 3, "k-");
+    let uris = uris(&devices);
+    let file = env.path("bad.txt");
+    let text = format!(
+        "{}\n{}\nDPP:K:MCowBQYDK2VwAyEA;;\n\nnot a uri at all\n{}\n{}\n",
+        uris[0],
+        uris[1],
+        uris[0],
+        &uris[2][..uris[2].len() - 2],
+    );
+    std::fs::write(&file, text).expect("write");
+    let err = env.fails(&["allow", "import", s(&file)], 2);
+    assert!(err.contains("nothing was imported"), "{err}");
+    for needle in [
+        "line 3:",
+        "line 5:",
+        "line 6: duplicate: same device key as line 1",
+        "line 7:",
+    ] {
+        assert!(err.contains(needle), "{needle} missing in:\n{err}");
+    }
+    assert!(
+        !err.contains("line 1:") && !err.contains("line 2:"),
+        "{err}"
+    );
+    assert_eq!(
+        env.json(&["allow", "list"]).as_array().map(Vec::len),
+        Some(0)
+    );
+
+    // Conflicts with the registry: also atomic, with line numbers.
+    env.ok(&["allow", "add", &uris[1]]);
+    let file = env.path("dup.csv");
+    std::fs::write(&file, format!("uri,label\n{},a\n{},b\n", uris[0], uris[1])).expect("write");
+    let err = env.fails(&["allow", "import", s(&file)], 4);
+    assert!(
+        err.contains("line 3:") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(
+        env.json(&["allow", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // A JSON array with a bad element names the entry; a CSV with a ragged row its line.
+    let file = env.path("bad.json");
+    std::fs::write(&file, format!("[\"{}\", 42]", uris[2])).expect("write");
+    let err = env.fails(&["allow", "import", s(&file)], 2);
+    assert!(err.contains("entry 2:"), "{err}");
+    let file = env.path("ragged.csv");
+    std::fs::write(&file, format!("uri,label\n{},a,extra\n", uris[2])).expect("write");
+    let err = env.fails(&["allow", "import", s(&file)], 2);
+    assert!(err.contains("line 2:"), "{err}");
+    env.fails(&["allow", "import", s(&env.path("missing.csv"))], 3);
+}
+
+#[test]
+fn profiles_and_device_overrides() {
+    let env = Env::new();
+    let err = env.fails(&["profile", "show", "nope"], 3);
+    assert!(err.contains("unknown profile \"nope\""), "{err}");
+    let devices = env.keygen("keys", 1, "o-");
+    let uri = devices[0]["dpp_uri"].as_str().expect("uri");
+    let err = env.fails(&["allow", "add", uri, "--profile", "nope"], 3);
+    assert!(err.contains("zerotouch profile set"), "{err}");
+
+    let out = env.ok(&[
+        "profile",
+        "set",
+        "home",
+        "--ssid",
+        "Home",
+        "--security",
+        "wpa3-sae",
+        "--passphrase",
+        "hunter2hunter2",
+        "--setting",
+        "mqtt=broker",
+        "--network-json",
+        r#"{"ssid":"Guest","security":"open"}"#,
+    ]);
+    assert!(!out.contains("hunter2hunter2"), "passphrase echoed: {out}");
+    let shown = env.json(&["profile", "show", "home"]);
+    assert_eq!(shown["networks"][0]["secret"], "<hidden>");
+    assert_eq!(shown["networks"][1]["credential"], "none");
+    let shown = env.json(&["profile", "show", "home", "--show-secrets"]);
+    assert_eq!(shown["networks"][0]["secret"], "hunter2hunter2");
+    assert!(!env.ok(&["profile", "list"]).contains("hunter2"));
+    env.fails(
+        &[
+            "profile",
+            "set",
+            "bad",
+            "--ssid",
+            "X",
+            "--passphrase",
+            "short",
+        ],
+        2,
+    );
+    env.fails(
+        &[
+            "profile",
+            "set",
+            "bad",
+            "--ssid",
+            "X",
+            "--security",
+            "open",
+            "--passphrase",
+            "longenough",
+        ],
+        2,
+    );
+    env.fails(&["profile", "set", "bad", "--ssid", "X"], 2);
+
+    env.ok(&["allow", "add", uri]);
+    env.fails(&["device", "set", "o-0001", "--profile", "nope"], 3);
+    let v = env.json(&[
+        "device",
+        "set",
+        "o-0001",
+        "--profile",
+        "home",
+        "--setting",
+        "room=attic",
+    ]);
+    assert_eq!(v["device"]["profile"], "home");
+    let v = env.json(&["device", "show", "o-0001", "--show-secrets"]);
+    assert_eq!(v["overrides"]["room"], "attic");
+    env.ok(&["device", "set", "o-0001", "--unset", "room"]);
+    let v = env.json(&["device", "show", "o-0001"]);
+    assert_eq!(v["overrides"], serde_json::json!({}));
+    env.fails(&["profile", "delete", "home"], 4);
+}
+
+#[test]
+fn concurrent_adds_all_land() {
+    let env = Env::new();
+    env.ok(&["fleet", "init"]);
+    let devices = env.keygen("keys", 8, "c-");
+    let spawned: Vec<_> = uris(&devices)
+        .into_iter()
+        .map(|uri| {
+            env.cmd()
+                .args(["allow", "add", &uri])
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut failures = 0;
+    for mut child in spawned {
+        let status = child.wait().expect("wait");
+        // Success, or a clean "busy" (exit 5) that the caller may retry: never a crash.
+        match status.code() {
+            Some(0) => {}
+            Some(5) => failures += 1,
+            other => panic!("allow add exited with {other:?}"),
+        }
+    }
+    let list = env.json(&["allow", "list"]);
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(8 - failures),
+        "rows lost"
+    );
+    assert_eq!(
+        failures, 0,
+        "8 concurrent adds should fit within the 5 s busy timeout"
+    );
+}
