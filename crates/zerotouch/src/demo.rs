@@ -494,7 +494,7 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         deadline_ms,
         mut progress,
     } = setup;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_de30);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0fde);
     let radio = RadioConfig {
         link: LinkModel::lossy(loss),
         record_frames: false,
@@ -509,9 +509,12 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         unix_time: unix_now,
         limits: ConfiguratorLimits::default(),
     };
-    let driver =
-        ConfiguratorDriver::new(settings, ChaCha8Rng::seed_from_u64(rng.next_u64()), snapshot)
-            .with_quiet_events();
+    let driver = ConfiguratorDriver::new(
+        settings,
+        ChaCha8Rng::seed_from_u64(rng.next_u64()),
+        snapshot,
+    )
+    .with_quiet_events();
     let configurator = sim.add_node(Box::new(RegistryConfiguratorNode {
         addr: Addr([0x02, 0xc0, 0, 0, 0, 1]),
         driver,

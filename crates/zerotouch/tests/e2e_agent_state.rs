@@ -7,7 +7,14 @@ use e2e_support::Env;
 
 fn keygen_one(env: &Env) -> std::path::PathBuf {
     let devices = env.path("devices");
-    env.ok(&["device", "keygen", "--count", "1", "--out", &devices.to_string_lossy()]);
+    env.ok(&[
+        "device",
+        "keygen",
+        "--count",
+        "1",
+        "--out",
+        &devices.to_string_lossy(),
+    ]);
     devices.join("dev-0001")
 }
 
@@ -16,13 +23,37 @@ fn corrupt_identity_is_a_clear_error_and_is_not_regenerated() {
     let env = Env::new();
     let state = keygen_one(&env);
     let identity = state.join("identity.key");
-    std::fs::write(&identity, "zerotouch-identity v1\nsuite ed25519\nsecret not-hex\n").expect("corrupt it");
+    std::fs::write(
+        &identity,
+        "zerotouch-identity v1\nsuite ed25519\nsecret not-hex\n",
+    )
+    .expect("corrupt it");
     let before = std::fs::read(&identity).expect("read");
-    let out = env.run(&["enrollee", "run", "--state-dir", &state.to_string_lossy(), "--link", &env.link, "--timeout", "5"]);
+    let out = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--timeout",
+        "5",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(6), "corrupt state exits 6: {stderr}");
-    assert!(stderr.contains("corrupt") && stderr.contains("restore"), "says what to do: {stderr}");
-    assert_eq!(std::fs::read(&identity).expect("read"), before, "the identity file is untouched");
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "corrupt state exits 6: {stderr}"
+    );
+    assert!(
+        stderr.contains("corrupt") && stderr.contains("restore"),
+        "says what to do: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&identity).expect("read"),
+        before,
+        "the identity file is untouched"
+    );
     let uri = env.run(&["enrollee", "uri", "--state-dir", &state.to_string_lossy()]);
     assert_eq!(uri.status.code(), Some(6));
 }
@@ -32,12 +63,31 @@ fn corrupt_agent_state_is_a_clear_error_and_keeps_the_identity() {
     let env = Env::new();
     let state = keygen_one(&env);
     let identity = std::fs::read(state.join("identity.key")).expect("identity");
-    std::fs::write(state.join("agent-state.json"), "{\"version\": 1, \"provisioned\": tru").expect("corrupt state");
-    let out = env.run(&["enrollee", "run", "--state-dir", &state.to_string_lossy(), "--link", &env.link, "--timeout", "5"]);
+    std::fs::write(
+        state.join("agent-state.json"),
+        "{\"version\": 1, \"provisioned\": tru",
+    )
+    .expect("corrupt state");
+    let out = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--timeout",
+        "5",
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(6), "{stderr}");
-    assert!(stderr.contains("agent-state.json") && stderr.contains("identity key is kept"), "{stderr}");
-    assert_eq!(std::fs::read(state.join("identity.key")).expect("identity"), identity);
+    assert!(
+        stderr.contains("agent-state.json") && stderr.contains("identity key is kept"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(state.join("identity.key")).expect("identity"),
+        identity
+    );
 }
 
 #[test]
@@ -45,20 +95,66 @@ fn uri_of_an_empty_state_dir_creates_nothing_and_first_run_creates_the_identity_
     let env = Env::new();
     let state = env.path("fresh");
     let out = env.run(&["enrollee", "uri", "--state-dir", &state.to_string_lossy()]);
-    assert_eq!(out.status.code(), Some(3), "no identity yet: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no identity yet: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!state.join("identity.key").exists());
 
     // First run creates the identity (0600); no configurator answers within the timeout.
-    let first = env.run(&["enrollee", "run", "--state-dir", &state.to_string_lossy(), "--link", &env.link, "--timeout", "1"]);
-    assert_eq!(first.status.code(), Some(1), "{}", String::from_utf8_lossy(&first.stderr));
+    let first = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let identity = std::fs::read(state.join("identity.key")).expect("identity created");
-    let second = env.run(&["enrollee", "run", "--state-dir", &state.to_string_lossy(), "--link", &env.link, "--timeout", "1"]);
+    let second = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--timeout",
+        "1",
+    ]);
     assert_eq!(second.status.code(), Some(1));
-    assert_eq!(std::fs::read(state.join("identity.key")).expect("identity"), identity, "never regenerated");
+    assert_eq!(
+        std::fs::read(state.join("identity.key")).expect("identity"),
+        identity,
+        "never regenerated"
+    );
 
-    let json: serde_json::Value =
-        serde_json::from_str(&env.ok(&["--json", "enrollee", "uri", "--state-dir", &state.to_string_lossy()])).expect("json");
-    assert!(json["uri"].as_str().is_some_and(|u| u.starts_with("DPP:") && u.ends_with(";;")), "{json}");
+    let json: serde_json::Value = serde_json::from_str(&env.ok(&[
+        "--json",
+        "enrollee",
+        "uri",
+        "--state-dir",
+        &state.to_string_lossy(),
+    ]))
+    .expect("json");
+    assert!(
+        json["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("DPP:") && u.ends_with(";;")),
+        "{json}"
+    );
     let text = env.ok(&["enrollee", "uri", "--state-dir", &state.to_string_lossy()]);
-    assert!(text.lines().count() > 10 && text.contains('█'), "QR code in the terminal:\n{text}");
+    assert!(
+        text.lines().count() > 10 && text.contains('█'),
+        "QR code in the terminal:\n{text}"
+    );
 }

@@ -34,7 +34,11 @@ fn run_wpa_supplicant(conf: &Path) -> (Option<i32>, String) {
         let _ = child.kill();
     }
     let output = child.wait_with_output().expect("wpa_supplicant output");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (exited, text)
 }
 
@@ -43,8 +47,19 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
     let env = Env::new();
     env.init_fleet();
     let devices = env.path("devices");
-    env.ok(&["device", "keygen", "--count", "4", "--out", &devices.to_string_lossy()]);
-    env.ok(&["allow", "import", &devices.join("manifest.csv").to_string_lossy()]);
+    env.ok(&[
+        "device",
+        "keygen",
+        "--count",
+        "4",
+        "--out",
+        &devices.to_string_lossy(),
+    ]);
+    env.ok(&[
+        "allow",
+        "import",
+        &devices.join("manifest.csv").to_string_lossy(),
+    ]);
     let mut daemon = env.start_daemon("daemon");
 
     let nm_dir = env.path("nm");
@@ -55,12 +70,22 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
         let apply = if n == 4 {
             format!("networkmanager:{}", nm_dir.display())
         } else {
-            format!("wpa-supplicant:{}", state.join("wpa_supplicant.conf").display())
+            format!(
+                "wpa-supplicant:{}",
+                state.join("wpa_supplicant.conf").display()
+            )
         };
         let log = std::fs::File::create(env.path(&format!("agent-{n}.log"))).expect("agent log");
         let child = env
             .cmd()
-            .args(["enrollee", "run", "--state-dir", &state.to_string_lossy(), "--link", &env.link])
+            .args([
+                "enrollee",
+                "run",
+                "--state-dir",
+                &state.to_string_lossy(),
+                "--link",
+                &env.link,
+            ])
             .args(["--apply", &apply, "--timeout", "90"])
             .stdout(Stdio::null())
             .stderr(log)
@@ -71,61 +96,123 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
     for (n, _, child) in &mut agents {
         let status = child.wait().expect("agent exit");
         let log = std::fs::read_to_string(env.path(&format!("agent-{n}.log"))).unwrap_or_default();
-        assert!(status.success(), "agent {n} failed ({status}):\n{log}\ndaemon:\n{}", daemon.log_text());
+        assert!(
+            status.success(),
+            "agent {n} failed ({status}):\n{log}\ndaemon:\n{}",
+            daemon.log_text()
+        );
     }
 
     for (n, state, _) in &agents {
-        let settings: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(state.join("settings.json")).expect("settings.json")).expect("json");
-        assert_eq!(settings["mqtt.url"], "mqtts://broker.example:8883", "agent {n}");
+        let settings: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(state.join("settings.json")).expect("settings.json"),
+        )
+        .expect("json");
+        assert_eq!(
+            settings["mqtt.url"], "mqtts://broker.example:8883",
+            "agent {n}"
+        );
         let agent_state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(state.join("agent-state.json")).expect("state")).expect("json");
+            serde_json::from_slice(&std::fs::read(state.join("agent-state.json")).expect("state"))
+                .expect("json");
         assert_eq!(agent_state["provisioned"], true);
         assert_eq!(agent_state["last_channel"], 6);
         if *n == 4 {
             continue;
         }
         let conf = state.join("wpa_supplicant.conf");
-        let mode = std::fs::metadata(&conf).expect("conf written").permissions().mode();
+        let mode = std::fs::metadata(&conf)
+            .expect("conf written")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "credentials file is 0600");
         let text = std::fs::read_to_string(&conf).expect("read conf");
-        assert!(text.contains("ssid=\"plant-floor\"") && text.contains("key_mgmt=WPA-PSK"), "{text}");
+        assert!(
+            text.contains("ssid=\"plant-floor\"") && text.contains("key_mgmt=WPA-PSK"),
+            "{text}"
+        );
         assert!(text.contains("scan_freq=2437"), "channel 6 hint: {text}");
         let (exited, output) = run_wpa_supplicant(&conf);
         assert!(
-            !output.contains("Failed to read or parse configuration") && !output.contains("failed to parse"),
+            !output.contains("Failed to read or parse configuration")
+                && !output.contains("failed to parse"),
             "wpa_supplicant rejected {}:\n{output}\n{text}",
             conf.display()
         );
-        assert_eq!(exited, None, "wpa_supplicant exited at once on {}:\n{output}", conf.display());
+        assert_eq!(
+            exited,
+            None,
+            "wpa_supplicant exited at once on {}:\n{output}",
+            conf.display()
+        );
     }
 
-    let keyfiles: Vec<_> = std::fs::read_dir(&nm_dir).expect("nm dir").flatten().collect();
+    let keyfiles: Vec<_> = std::fs::read_dir(&nm_dir)
+        .expect("nm dir")
+        .flatten()
+        .collect();
     assert_eq!(keyfiles.len(), 1, "one keyfile per network");
     let keyfile = keyfiles[0].path();
     assert!(keyfile.to_string_lossy().ends_with(".nmconnection"));
-    assert_eq!(std::fs::metadata(&keyfile).expect("stat").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&keyfile)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let text = std::fs::read_to_string(&keyfile).expect("keyfile");
-    assert!(text.contains("type=wifi") && text.contains("ssid=plant-floor") && text.contains("key-mgmt=wpa-psk"));
+    assert!(
+        text.contains("type=wifi")
+            && text.contains("ssid=plant-floor")
+            && text.contains("key-mgmt=wpa-psk")
+    );
 
     // Each device has its own PSK.
     let psks: std::collections::BTreeSet<String> = agents[..3]
         .iter()
         .map(|(_, state, _)| {
             let text = std::fs::read_to_string(state.join("wpa_supplicant.conf")).expect("conf");
-            text.lines().find(|l| l.trim_start().starts_with("psk=")).expect("psk line").to_owned()
+            text.lines()
+                .find(|l| l.trim_start().starts_with("psk="))
+                .expect("psk line")
+                .to_owned()
         })
         .collect();
     assert_eq!(psks.len(), 3, "per-device PSKs differ");
 
-    let listed: serde_json::Value = serde_json::from_str(&env.ok(&["--json", "allow", "list"])).expect("json");
+    let listed: serde_json::Value =
+        serde_json::from_str(&env.ok(&["--json", "allow", "list"])).expect("json");
     let text = listed.to_string();
-    assert_eq!(text.matches("\"provisioned\"").count(), 4, "all four provisioned: {listed}");
+    assert_eq!(
+        text.matches("\"provisioned\"").count(),
+        4,
+        "all four provisioned: {listed}"
+    );
 
     // A provisioned agent started again has nothing to do.
-    let again = env.run(&["enrollee", "run", "--state-dir", &agents[0].1.to_string_lossy(), "--link", &env.link, "--timeout", "5"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &agents[0].1.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--timeout",
+        "5",
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 
-    assert_eq!(daemon.terminate(), Some(0), "SIGTERM is a clean stop:\n{}", daemon.log_text());
+    assert_eq!(
+        daemon.terminate(),
+        Some(0),
+        "SIGTERM is a clean stop:\n{}",
+        daemon.log_text()
+    );
     assert!(daemon.log_text().contains("configurator daemon stopped"));
 }

@@ -19,14 +19,24 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
     let env = Env::new();
     env.init_fleet();
     let identities = UdpFleet::identities(FIRST + ADDED + REVOKED, 77, SuiteId::P256);
-    let uris: Vec<String> = identities.iter().map(|id| dpp_uri(id, UdpFleet::addr_of(id))).collect();
+    let uris: Vec<String> = identities
+        .iter()
+        .map(|id| dpp_uri(id, UdpFleet::addr_of(id)))
+        .collect();
     // Allowlisted at the start: the first batch and the devices to revoke.
     let mut initial: Vec<String> = uris[..FIRST].to_vec();
     initial.extend_from_slice(&uris[FIRST + ADDED..]);
     write_uri_file(&env.path("initial.txt"), &initial);
     write_uri_file(&env.path("added.txt"), &uris[FIRST..FIRST + ADDED]);
-    env.ok(&["allow", "import", &env.path("initial.txt").to_string_lossy()]);
-    let revoked_keys: Vec<_> = identities[FIRST + ADDED..].iter().map(|id| id.public_key().key_hash()).collect();
+    env.ok(&[
+        "allow",
+        "import",
+        &env.path("initial.txt").to_string_lossy(),
+    ]);
+    let revoked_keys: Vec<_> = identities[FIRST + ADDED..]
+        .iter()
+        .map(|id| id.public_key().key_hash())
+        .collect();
 
     let mut daemon = env.start_daemon("daemon");
     let mut identities = identities;
@@ -35,7 +45,8 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
 
     // Two operators at once, while the first batch is being provisioned.
     std::thread::scope(|scope| {
-        let importer = scope.spawn(|| env.ok(&["allow", "import", &env.path("added.txt").to_string_lossy()]));
+        let importer =
+            scope.spawn(|| env.ok(&["allow", "import", &env.path("added.txt").to_string_lossy()]));
         let revoker = scope.spawn(|| {
             for key in &revoked_keys {
                 env.ok(&["allow", "revoke", &key.to_string()]);
@@ -45,13 +56,20 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
         revoker.join().expect("revoke thread");
     });
 
-    fleet.wait_for("the first batch and the added devices", Duration::from_secs(90), |n| n == FIRST + ADDED);
+    fleet.wait_for(
+        "the first batch and the added devices",
+        Duration::from_secs(90),
+        |n| n == FIRST + ADDED,
+    );
     // The revoked devices switch on after the revocation; the daemon must refuse them.
     std::thread::sleep(Duration::from_millis(1200));
     let revoked_fleet = UdpFleet::start(env.group, held_back, 78);
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
-        assert!(revoked_fleet.configs().iter().all(|&c| c == 0), "a revoked device received a configuration");
+        assert!(
+            revoked_fleet.configs().iter().all(|&c| c == 0),
+            "a revoked device received a configuration"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(revoked_fleet);
@@ -59,20 +77,36 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
     drop(fleet);
     assert_eq!(daemon.terminate(), Some(0));
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let registry = env.open_registry().await;
         for key in &revoked_keys {
-            let device = registry.get_device(key).await.expect("get").expect("device");
+            let device = registry
+                .get_device(key)
+                .await
+                .expect("get")
+                .expect("device");
             assert_eq!(device.state, DeviceState::Revoked);
             let events = registry
-                .audit_since(0, &AuditFilter { key_hash: Some(*key), limit: None })
+                .audit_since(
+                    0,
+                    &AuditFilter {
+                        key_hash: Some(*key),
+                        limit: None,
+                    },
+                )
                 .await
                 .expect("audit");
             let kinds: Vec<_> = events.iter().map(|e| e.kind.clone()).collect();
             assert!(!kinds.contains(&AuditKind::ConfigDelivered), "{kinds:?}");
             assert!(!kinds.contains(&AuditKind::Joined), "{kinds:?}");
-            assert!(kinds.contains(&AuditKind::Refused), "the refused announcements are audited: {kinds:?}");
+            assert!(
+                kinds.contains(&AuditKind::Refused),
+                "the refused announcements are audited: {kinds:?}"
+            );
         }
         registry.close().await;
     });

@@ -21,41 +21,88 @@ fn sigkill_mid_provisioning_loses_nothing_and_provisions_each_device_once() {
     let env = Env::new();
     env.init_fleet();
     let identities = UdpFleet::identities(DEVICES, 500, SuiteId::Ed25519);
-    let uris: Vec<String> = identities.iter().map(|id| dpp_uri(id, UdpFleet::addr_of(id))).collect();
+    let uris: Vec<String> = identities
+        .iter()
+        .map(|id| dpp_uri(id, UdpFleet::addr_of(id)))
+        .collect();
     write_uri_file(&env.path("devices.txt"), &uris);
-    env.ok(&["allow", "import", &env.path("devices.txt").to_string_lossy()]);
+    env.ok(&[
+        "allow",
+        "import",
+        &env.path("devices.txt").to_string_lossy(),
+    ]);
 
     let mut daemon = env.start_daemon("daemon-1");
     let fleet = UdpFleet::start(env.group, identities, 500);
-    fleet.wait_for("a fifth of the fleet", Duration::from_secs(120), |n| n >= DEVICES / 5);
+    fleet.wait_for("a fifth of the fleet", Duration::from_secs(120), |n| {
+        n >= DEVICES / 5
+    });
     daemon.kill9();
     let at_kill = fleet.committed();
-    assert!(at_kill < DEVICES, "the daemon must be killed mid-way (all {at_kill} were done)");
+    assert!(
+        at_kill < DEVICES,
+        "the daemon must be killed mid-way (all {at_kill} were done)"
+    );
 
     let mut restarted = env.start_daemon("daemon-2");
-    fleet.wait_for("the whole fleet after the restart", Duration::from_secs(150), |n| n == DEVICES);
-    assert_eq!(restarted.terminate(), Some(0), "graceful stop: {}", restarted.log_text());
+    fleet.wait_for(
+        "the whole fleet after the restart",
+        Duration::from_secs(150),
+        |n| n == DEVICES,
+    );
+    assert_eq!(
+        restarted.terminate(),
+        Some(0),
+        "graceful stop: {}",
+        restarted.log_text()
+    );
     let commits = fleet.commits();
     drop(fleet);
-    assert!(commits.iter().all(|&c| c == 1), "every device commits exactly once: {commits:?}");
+    assert!(
+        commits.iter().all(|&c| c == 1),
+        "every device commits exactly once: {commits:?}"
+    );
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let registry = env.open_registry().await;
-        let devices = registry.list_devices(&DeviceFilter::default()).await.expect("list devices");
+        let devices = registry
+            .list_devices(&DeviceFilter::default())
+            .await
+            .expect("list devices");
         assert_eq!(devices.len(), DEVICES);
         for device in &devices {
-            assert_eq!(device.state, DeviceState::Provisioned, "{}", device.key_hash);
-            assert_eq!(device.provision_count, 1, "{} provisioned once", device.key_hash);
+            assert_eq!(
+                device.state,
+                DeviceState::Provisioned,
+                "{}",
+                device.key_hash
+            );
+            assert_eq!(
+                device.provision_count, 1,
+                "{} provisioned once",
+                device.key_hash
+            );
         }
 
         // The whole audit log, in pages: ids gap-free from 1, one `joined` per device, and
         // every device's authentication and delivery recorded.
         let mut events = Vec::new();
         loop {
-            let after = events.last().map_or(0, |e: &zerotouch_store::AuditEvent| e.id);
+            let after = events
+                .last()
+                .map_or(0, |e: &zerotouch_store::AuditEvent| e.id);
             let page = registry
-                .audit_since(after, &AuditFilter { key_hash: None, limit: Some(1000) })
+                .audit_since(
+                    after,
+                    &AuditFilter {
+                        key_hash: None,
+                        limit: Some(1000),
+                    },
+                )
                 .await
                 .expect("read audit");
             if page.is_empty() {
@@ -69,14 +116,33 @@ fn sigkill_mid_provisioning_loses_nothing_and_provisions_each_device_once() {
         let mut per_device: HashMap<_, HashMap<String, usize>> = HashMap::new();
         for event in &events {
             if let Some(key) = event.key_hash {
-                *per_device.entry(key).or_default().entry(event.kind.name().to_owned()).or_default() += 1;
+                *per_device
+                    .entry(key)
+                    .or_default()
+                    .entry(event.kind.name().to_owned())
+                    .or_default() += 1;
             }
         }
         for device in &devices {
-            let kinds = per_device.get(&device.key_hash).expect("audit records of every device");
-            assert_eq!(kinds.get(AuditKind::Joined.name()), Some(&1), "{}: {kinds:?}", device.key_hash);
-            assert!(kinds.get(AuditKind::Authenticated.name()).is_some_and(|&n| n >= 1));
-            assert!(kinds.get(AuditKind::ConfigDelivered.name()).is_some_and(|&n| n >= 1));
+            let kinds = per_device
+                .get(&device.key_hash)
+                .expect("audit records of every device");
+            assert_eq!(
+                kinds.get(AuditKind::Joined.name()),
+                Some(&1),
+                "{}: {kinds:?}",
+                device.key_hash
+            );
+            assert!(
+                kinds
+                    .get(AuditKind::Authenticated.name())
+                    .is_some_and(|&n| n >= 1)
+            );
+            assert!(
+                kinds
+                    .get(AuditKind::ConfigDelivered.name())
+                    .is_some_and(|&n| n >= 1)
+            );
             assert_eq!(kinds.get(AuditKind::JoinFailed.name()), None);
         }
         registry.close().await;

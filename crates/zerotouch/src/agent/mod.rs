@@ -312,9 +312,7 @@ async fn provision_once(
     let mut enrollee = Enrollee::new(settings, rng, now_ms(start));
     link.set_channel(enrollee.channel());
     let settings_path = args.state_dir.join(SETTINGS_FILE);
-    let mut pending_join: Option<
-        tokio::task::JoinHandle<(Result<(), FailureReason>, Option<apply::Applied>)>,
-    > = None;
+    let mut pending_join: Option<JoinTask> = None;
     let mut applied: Option<apply::Applied> = None;
 
     loop {
@@ -466,6 +464,8 @@ async fn provision_once(
     }
 }
 
+/// The apply-and-check task of a received configuration: the join result, and the files it
+/// changed (to roll back if the attempt does not end in a commit).
 type JoinTask = tokio::task::JoinHandle<(Result<(), FailureReason>, Option<apply::Applied>)>;
 
 async fn wait_join(

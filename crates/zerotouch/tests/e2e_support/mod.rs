@@ -44,8 +44,15 @@ impl Env {
         let dir = tempfile::tempdir().expect("tempdir");
         let n = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id() as u16;
-        let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, (pid % 200) as u8 + 20, n as u8), free_port());
-        Self { link: format!("udp:{group}"), group, dir }
+        let group = SocketAddrV4::new(
+            Ipv4Addr::new(239, 255, (pid % 200) as u8 + 20, n as u8),
+            free_port(),
+        );
+        Self {
+            link: format!("udp:{group}"),
+            group,
+            dir,
+        }
     }
 
     /// The registry file.
@@ -116,16 +123,22 @@ impl Env {
             .stderr(log)
             .spawn()
             .expect("start the daemon");
-        Daemon { child: Some(child), log: self.path(&format!("{name}.log")) }
+        Daemon {
+            child: Some(child),
+            log: self.path(&format!("{name}.log")),
+        }
     }
 
     /// Opens the registry directly (same key file as the CLI).
     pub async fn open_registry(&self) -> zerotouch_store::Registry {
         let path = self.registry();
         let key = zerotouch_store::Registry::default_key_file(&path);
-        zerotouch_store::Registry::open(&path.to_string_lossy(), zerotouch_store::SecretKeySource::File(key))
-            .await
-            .expect("open the registry")
+        zerotouch_store::Registry::open(
+            &path.to_string_lossy(),
+            zerotouch_store::SecretKeySource::File(key),
+        )
+        .await
+        .expect("open the registry")
     }
 }
 
@@ -149,14 +162,20 @@ impl Daemon {
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         let pid = child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -TERM {pid}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait for the daemon") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "the daemon did not stop within 20 s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop within 20 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -176,9 +195,15 @@ impl Drop for Daemon {
 /// The DPP URI of a device key (as `zerotouch enrollee uri` prints it).
 pub fn dpp_uri(identity: &SigningIdentity, mac: Addr) -> String {
     let mut uri = String::new();
-    BootstrapUri { key: identity.public_key(), mac: Some(mac), info: None, version: None, channels: None }
-        .write(&mut uri)
-        .expect("format URI");
+    BootstrapUri {
+        key: identity.public_key(),
+        mac: Some(mac),
+        info: None,
+        version: None,
+        channels: None,
+    }
+    .write(&mut uri)
+    .expect("format URI");
     uri
 }
 
@@ -232,7 +257,9 @@ impl UdpFleet {
     /// Generates `n` device identities (deterministic from `seed`).
     pub fn identities(n: usize, seed: u64, suite: SuiteId) -> Vec<SigningIdentity> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        (0..n).map(|_| SigningIdentity::generate(suite, &mut rng)).collect()
+        (0..n)
+            .map(|_| SigningIdentity::generate(suite, &mut rng))
+            .collect()
     }
 
     /// Link address of a device.
@@ -255,8 +282,11 @@ impl UdpFleet {
         let mut devices: Vec<Device> = identities
             .into_iter()
             .map(|identity| {
-                let copy = SigningIdentity::from_secret_bytes(identity.suite(), identity.secret_bytes().as_slice())
-                    .expect("copy identity");
+                let copy = SigningIdentity::from_secret_bytes(
+                    identity.suite(),
+                    identity.secret_bytes().as_slice(),
+                )
+                .expect("copy identity");
                 let addr = Self::addr_of(&identity);
                 let settings = EnrolleeSettings {
                     identity,
@@ -268,20 +298,45 @@ impl UdpFleet {
                     timing: fast_timing(),
                 };
                 let enrollee = Enrollee::new(settings, ChaCha8Rng::from_rng(&mut rng), 0);
-                Device { identity: copy, addr, enrollee, commits: 0, configs: 0 }
+                Device {
+                    identity: copy,
+                    addr,
+                    enrollee,
+                    commits: 0,
+                    configs: 0,
+                }
             })
             .collect();
         let thread_status = status.clone();
         let thread_stop = stop.clone();
         let thread = std::thread::spawn(move || {
-            run_fleet(&socket, group, &mut devices, start, &thread_status, &thread_stop);
+            run_fleet(
+                &socket,
+                group,
+                &mut devices,
+                start,
+                &thread_status,
+                &thread_stop,
+            );
         });
-        Self { keys, addrs, status, stop, thread: Some(thread) }
+        Self {
+            keys,
+            addrs,
+            status,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Devices that committed at least once.
     pub fn committed(&self) -> usize {
-        self.status.lock().expect("status").commits.iter().filter(|&&c| c > 0).count()
+        self.status
+            .lock()
+            .expect("status")
+            .commits
+            .iter()
+            .filter(|&&c| c > 0)
+            .count()
     }
 
     /// Commits per device.
@@ -298,7 +353,11 @@ impl UdpFleet {
     pub fn wait_for(&self, what: &str, timeout: Duration, predicate: impl Fn(usize) -> bool) {
         let deadline = Instant::now() + timeout;
         while !predicate(self.committed()) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {} committed", self.committed());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {} committed",
+                self.committed()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -318,18 +377,32 @@ fn join_group(group: SocketAddrV4) -> UdpSocket {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).expect("socket");
     socket.set_reuse_address(true).expect("reuse addr");
     socket.set_reuse_port(true).expect("reuse port");
-    socket.bind(&std::net::SocketAddr::V4(group).into()).expect("bind group");
-    socket.join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST).expect("join group");
-    socket.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).expect("multicast if");
+    socket
+        .bind(&std::net::SocketAddr::V4(group).into())
+        .expect("bind group");
+    socket
+        .join_multicast_v4(group.ip(), &Ipv4Addr::LOCALHOST)
+        .expect("join group");
+    socket
+        .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
+        .expect("multicast if");
     socket.set_multicast_loop_v4(true).expect("multicast loop");
     socket.set_multicast_ttl_v4(1).expect("ttl");
     socket.set_recv_buffer_size(8 << 20).ok();
     let socket: UdpSocket = socket.into();
-    socket.set_read_timeout(Some(Duration::from_millis(5))).expect("read timeout");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .expect("read timeout");
     socket
 }
 
-fn send(socket: &UdpSocket, group: SocketAddrV4, src: Addr, transmit: &zerotouch_proto::Transmit, sequence: &mut u16) {
+fn send(
+    socket: &UdpSocket,
+    group: SocketAddrV4,
+    src: Addr,
+    transmit: &zerotouch_proto::Transmit,
+    sequence: &mut u16,
+) {
     let mut datagram = [0u8; MAX_DATAGRAM];
     *sequence = sequence.wrapping_add(1);
     let repr = EspNowRepr {
@@ -339,13 +412,19 @@ fn send(socket: &UdpSocket, group: SocketAddrV4, src: Addr, transmit: &zerotouch
         src,
         addr3: Addr::BROADCAST,
         sequence_number: *sequence & 0x0fff,
-        random: sequence.to_le_bytes().repeat(2).try_into().unwrap_or([0; 4]),
+        random: sequence
+            .to_le_bytes()
+            .repeat(2)
+            .try_into()
+            .unwrap_or([0; 4]),
         version: ESPNOW_VERSION_1,
         body: &transmit.frame,
     };
     datagram[..4].copy_from_slice(&MAGIC);
     datagram[4] = transmit.channel;
-    let len = repr.emit(&mut datagram[DATAGRAM_HEADER_LEN..], true).expect("emit frame");
+    let len = repr
+        .emit(&mut datagram[DATAGRAM_HEADER_LEN..], true)
+        .expect("emit frame");
     let _ = socket.send_to(&datagram[..DATAGRAM_HEADER_LEN + len], group);
 }
 
@@ -357,15 +436,23 @@ fn run_fleet(
     status: &Mutex<FleetStatus>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    let by_addr: HashMap<Addr, usize> = devices.iter().enumerate().map(|(i, d)| (d.addr, i)).collect();
+    let by_addr: HashMap<Addr, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.addr, i))
+        .collect();
     let now = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut sequence = 0u16;
     let mut buffer = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
         // Frames for our devices (unicast only: enrollees get no broadcasts).
         while let Ok((len, _)) = socket.recv_from(&mut buffer) {
-            let Some(frame) = parse_datagram(&buffer[..len]) else { continue };
-            let Some(&index) = by_addr.get(&frame.dst) else { continue };
+            let Some(frame) = parse_datagram(&buffer[..len]) else {
+                continue;
+            };
+            let Some(&index) = by_addr.get(&frame.dst) else {
+                continue;
+            };
             let device = &mut devices[index];
             if device.enrollee.channel() == frame.channel {
                 device.enrollee.handle_frame(now(), frame.src, &frame.frame);
@@ -374,7 +461,11 @@ fn run_fleet(
         }
         let t = now();
         for (index, device) in devices.iter_mut().enumerate() {
-            if device.enrollee.poll_timeout().is_some_and(|deadline| deadline <= t) {
+            if device
+                .enrollee
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= t)
+            {
                 device.enrollee.handle_timeout(t);
             }
             pump(socket, group, device, index, status, &mut sequence, t);
