@@ -153,6 +153,61 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         }
     }
 
+    /// Re-initialises the channel in place for a new session: the same result as
+    /// [`Channel::new`], without building a value of `RX + TX` bytes on the stack (the
+    /// enrollee's channel is ~4 KiB). The previous session's buffers are wiped.
+    pub fn reset(
+        &mut self,
+        suite: SuiteId,
+        sid: u32,
+        tx_key: AeadKey,
+        rx_key: AeadKey,
+        timing: ChannelTiming,
+    ) {
+        self.wipe();
+        self.suite = suite;
+        self.sid = sid;
+        self.tx_key = tx_key;
+        self.rx_key = rx_key;
+        self.timing = timing;
+        self.tx_offset = 0;
+        self.tx_msg_start = 0;
+        self.next_seq = 0;
+        self.snd_una = 0;
+        self.rto_deadline = None;
+        self.rto_ms = timing.rto_initial_ms;
+        self.retries = 0;
+        self.next_ack_counter = 0;
+        self.rcv_next = 0;
+        self.rx_msg_start = 0;
+        self.rx_sack = 0;
+        self.rx_end = None;
+        self.rx_complete = None;
+        self.last_peer_ack_counter = None;
+        self.ack_due = None;
+        self.unacked = 0;
+        self.auto_ack = true;
+    }
+
+    /// Erases the keys, the message buffers and the frames in flight. The keys become
+    /// placeholders: the owner must not feed the channel frames again before
+    /// [`Channel::reset`] (the enrollee only does while its session is active).
+    pub fn wipe(&mut self) {
+        self.rx_buf.zeroize();
+        self.tx_msg.as_mut_slice().zeroize();
+        self.tx_msg.clear();
+        self.tx_offset = 0;
+        self.rx_complete = None;
+        self.rx_end = None;
+        while let Some(mut f) = self.in_flight.pop_front() {
+            f.frame.as_mut_slice().zeroize();
+        }
+        self.rto_deadline = None;
+        self.ack_due = None;
+        self.tx_key = AeadKey::placeholder(self.suite);
+        self.rx_key = AeadKey::placeholder(self.suite);
+    }
+
     /// Whether received fragments schedule Ack frames by themselves (default true). The
     /// configurator turns it off to hold the acknowledgement of a join report until the
     /// driver persisted it.

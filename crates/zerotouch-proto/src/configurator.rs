@@ -13,13 +13,16 @@ use heapless::Vec;
 use crate::cert::ConfiguratorCert;
 use crate::channel::{Channel, ChannelTiming};
 use crate::config::{ConfigView, MAX_CONFIG_LEN};
-use crate::crypto::{AeadKey, EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, Prk, sha256};
+use crate::crypto::{
+    AeadKey, EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, Prk, TAG_LEN, sha256,
+};
 use crate::enrollee::{MSG_ABORT, MSG_CONFIG, MSG_STATUS};
 use crate::keys::{KeyHash, PublicKey, SigningIdentity};
 use crate::status::{AnnounceMode, FailureReason};
 use crate::suite::SuiteId;
 use crate::wire::{
-    self, CHALLENGE_NONCE_LEN, FLAG_COMPLETE, FrameType, Header, RESPONSE_LEN, SIGNATURE_LEN,
+    self, ACK_LEN, CHALLENGE_NONCE_LEN, CHANNEL_HEADER_LEN, FLAG_COMPLETE, FrameType, Header,
+    RESPONSE_LEN, SIGNATURE_LEN,
 };
 use crate::{Addr, Error, Instant, Transmit};
 
@@ -205,6 +208,16 @@ pub const NOT_ALLOWED_REPORT_MS: u64 = 60_000;
 pub const MAX_QUEUED_NOT_ALLOWED: usize = 1024;
 /// How long a finished session stays to re-acknowledge duplicate join reports.
 pub const LINGER_MS: u64 = 10_000;
+/// Finished sessions remembered for re-acknowledgement (oldest evicted beyond it). They do
+/// not count against [`ConfiguratorLimits::max_sessions`]; each entry holds no secret and
+/// about a hundred bytes (PROTOCOL.md §9.2).
+pub const FINISHED_TABLE_CAP: usize = 4096;
+/// Re-acknowledgements sent for one finished session at most (a replayed join report cannot
+/// keep the configurator transmitting).
+pub const MAX_REACKS: u8 = 8;
+/// Concurrent handshakes (Challenged sessions) per key, one per distinct announcement: a
+/// replayed old Announce cannot block the device's fresh one (PROTOCOL.md §9.5).
+pub const MAX_HANDSHAKES_PER_KEY: usize = 2;
 /// Abort reason: the device was revoked.
 pub const ABORT_REVOKED: u8 = 1;
 /// Abort reason: the driver declined.
@@ -231,6 +244,8 @@ pub fn wire_key_hash(suite: SuiteId, key: &[u8]) -> KeyHash {
 }
 
 const TX_CAPACITY: usize = 1 + MAX_PUBLIC_LEN + MAX_CONFIG_LEN;
+/// A join report on the air: one Data frame carrying `[MSG_STATUS, code]`.
+const STATUS_FRAME_LEN: usize = CHANNEL_HEADER_LEN + 2 + TAG_LEN;
 type SessionChannel = Channel<8, TX_CAPACITY>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -240,7 +255,6 @@ enum Phase {
     Delivering,
     AwaitingStatus,
     StatusReported,
-    Linger,
     Aborting,
 }
 
@@ -259,6 +273,18 @@ struct Session {
     deadline: Instant,
     challenge_rto: u64,
     challenge_retries: u8,
+    /// The join report's Data frame as received (its retransmissions are byte-identical).
+    status_frame: Option<[u8; STATUS_FRAME_LEN]>,
+}
+
+/// What remains of a confirmed session: enough to answer a retransmitted join report with
+/// the same sealed COMPLETE acknowledgement. No keys.
+struct Finished {
+    peer: Addr,
+    status_frame: [u8; STATUS_FRAME_LEN],
+    complete: [u8; ACK_LEN],
+    expires: Instant,
+    reacks: u8,
 }
 
 /// The configurator state machine.
@@ -267,7 +293,12 @@ pub struct Configurator<R> {
     settings: ConfiguratorSettings,
     now: Instant,
     sessions: BTreeMap<u32, Session>,
-    by_key: BTreeMap<KeyHash, u32>,
+    /// Live sessions per key: up to [`MAX_HANDSHAKES_PER_KEY`] in the Challenged phase, or
+    /// exactly one that is past it.
+    by_key: BTreeMap<KeyHash, Vec<u32, MAX_HANDSHAKES_PER_KEY>>,
+    finished: BTreeMap<u32, Finished>,
+    /// Finished sids, oldest first (all entries live [`LINGER_MS`], so also by expiry).
+    finished_order: VecDeque<u32>,
     rate: BTreeMap<Addr, (Instant, u16)>,
     not_allowed: BTreeMap<KeyHash, Instant>,
     tx: VecDeque<Transmit>,
@@ -291,6 +322,8 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             now: 0,
             sessions: BTreeMap::new(),
             by_key: BTreeMap::new(),
+            finished: BTreeMap::new(),
+            finished_order: VecDeque::new(),
             rate: BTreeMap::new(),
             not_allowed: BTreeMap::new(),
             tx: VecDeque::new(),
@@ -405,18 +438,24 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             }
             return;
         }
-        if let Some(sid) = self.by_key.get(&key).copied() {
-            if let Some(s) = self.sessions.get(&sid)
-                && s.phase == Phase::Challenged
-                && s.announce.as_slice() == frame
+        if let Some(sids) = self.by_key.get(&key) {
+            let mut running = sids.iter().filter_map(|sid| self.sessions.get(sid));
+            if let Some(s) = running
+                .clone()
+                .find(|s| s.phase == Phase::Challenged && s.announce.as_slice() == frame)
             {
                 // Same attempt: our Challenge was lost. Resend it identically.
                 let (peer, challenge) = (src, s.challenge.clone());
                 self.queue(peer, &challenge, true);
-            } else {
-                self.stats.dropped += 1;
+                return;
             }
-            return;
+            // A different announcement of the same key may be the device's fresh attempt
+            // while the other one is a replay: run both handshakes; the first Response that
+            // authenticates wins. Past the handshake, one session per key.
+            if sids.is_full() || running.any(|s| s.phase != Phase::Challenged) {
+                self.stats.dropped += 1;
+                return;
+            }
         }
         if self.sessions.len() >= self.settings.limits.max_sessions {
             self.stats.busy += 1;
@@ -437,7 +476,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     fn fresh_sid(&mut self) -> u32 {
         loop {
             let sid = self.rng.next_u32();
-            if sid != 0 && !self.sessions.contains_key(&sid) {
+            if sid != 0 && !self.sessions.contains_key(&sid) && !self.finished.contains_key(&sid) {
                 return sid;
             }
         }
@@ -500,9 +539,11 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             deadline: now.saturating_add(limits.rto_initial_ms),
             challenge_rto: limits.rto_initial_ms,
             challenge_retries: 0,
+            status_frame: None,
         };
+        let handshakes = self.by_key.entry(key).or_default();
+        handshakes.push(sid).ok()?;
         self.sessions.insert(sid, session);
-        self.by_key.insert(key, sid);
         self.queue(src, &buf[..len], false);
         Some(())
     }
@@ -560,6 +601,15 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         s.phase = Phase::AwaitingConfig;
         s.deadline = now.saturating_add(timeout);
         let src = s.peer;
+        // This handshake won: other candidates of the key (replays) end silently.
+        let losers: Vec<u32, MAX_HANDSHAKES_PER_KEY> = self
+            .by_key
+            .get(&key)
+            .map(|sids| sids.iter().copied().filter(|&other| other != sid).collect())
+            .unwrap_or_default();
+        for other in losers {
+            self.end_session(other, None);
+        }
         self.events.push_back(ConfiguratorEvent::Authenticated {
             session: SessionId(sid),
             key,
@@ -574,7 +624,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         };
         let timeout = self.settings.limits.session_timeout_ms;
         let Some(s) = self.sessions.get_mut(&sid) else {
-            return false;
+            return self.reacknowledge(sid, frame);
         };
         let Some(ch) = s.channel.as_mut() else {
             return false;
@@ -598,14 +648,6 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         let Some(ch) = s.channel.as_mut() else {
             return true;
         };
-        if outcome.duplicate && s.phase == Phase::Linger {
-            // The enrollee missed our COMPLETE: re-acknowledge (idempotent).
-            if let Ok(ack) = ch.force_ack(now, FLAG_COMPLETE) {
-                let peer = s.peer;
-                self.queue(peer, &ack, true);
-            }
-            return true;
-        }
         if outcome.message_complete && s.phase == Phase::AwaitingStatus {
             let result = match ch.message() {
                 Some([MSG_STATUS, 0]) => Ok(()),
@@ -616,6 +658,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             };
             s.phase = Phase::StatusReported;
             s.deadline = now.saturating_add(timeout);
+            // A join report is one fragment; keep its bytes to recognise retransmissions
+            // after the session is gone.
+            s.status_frame = frame.try_into().ok();
             self.events.push_back(ConfiguratorEvent::JoinReported {
                 session: SessionId(sid),
                 key,
@@ -660,15 +705,52 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     /// Removes a session (zeroizing its keys), optionally reporting why it failed.
     fn end_session(&mut self, sid: u32, failure: Option<SessionFailure>) {
         if let Some(s) = self.sessions.remove(&sid) {
-            if self.by_key.get(&s.key) == Some(&sid) {
-                self.by_key.remove(&s.key);
-            }
+            self.unlink(&s.key, sid);
             if let Some(reason) = failure {
                 self.events.push_back(ConfiguratorEvent::SessionFailed {
                     session: SessionId(sid),
                     key: s.key,
                     reason,
                 });
+            }
+        }
+    }
+
+    /// Forgets `sid` as a live session of `key` (the key may start a new one).
+    fn unlink(&mut self, key: &KeyHash, sid: u32) {
+        if let Some(sids) = self.by_key.get_mut(key) {
+            sids.retain(|&other| other != sid);
+            if sids.is_empty() {
+                self.by_key.remove(key);
+            }
+        }
+    }
+
+    /// Answers a retransmitted join report of a confirmed session with the identical sealed
+    /// COMPLETE frame. The enrollee accepts it only if it never received it (its Ack counter
+    /// check refuses a second copy), so re-sending is idempotent. Anything else is dropped.
+    fn reacknowledge(&mut self, sid: u32, frame: &[u8]) -> bool {
+        let Some(f) = self.finished.get_mut(&sid) else {
+            return false;
+        };
+        if f.status_frame.as_slice() != frame || f.reacks >= MAX_REACKS {
+            return false;
+        }
+        f.reacks += 1;
+        let (peer, complete) = (f.peer, f.complete);
+        self.queue(peer, &complete, true);
+        true
+    }
+
+    /// Drops finished sessions whose linger time is over.
+    fn expire_finished(&mut self, now: Instant) {
+        while let Some(sid) = self.finished_order.front().copied() {
+            match self.finished.get(&sid) {
+                Some(f) if now < f.expires => break,
+                _ => {
+                    self.finished.remove(&sid);
+                    self.finished_order.pop_front();
+                }
             }
         }
     }
@@ -687,9 +769,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             // Keep the session only to deliver the Abort; the key may start over at once.
             s.phase = Phase::Aborting;
             s.deadline = now.saturating_add(self.settings.limits.session_timeout_ms);
-            if self.by_key.get(&key) == Some(&sid) {
-                self.by_key.remove(&key);
-            }
+            self.unlink(&key, sid);
             self.events.push_back(ConfiguratorEvent::SessionFailed {
                 session: SessionId(sid),
                 key,
@@ -704,6 +784,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     /// Handles the expiry of the deadline returned by [`Configurator::poll_timeout`].
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        self.expire_finished(now);
         let limits = self.settings.limits;
         let sids: alloc::vec::Vec<u32> = self.sessions.keys().copied().collect();
         for sid in sids {
@@ -713,8 +794,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             if let Some(ch) = s.channel.as_mut()
                 && ch.handle_timeout(now).is_err()
             {
-                let failure = (s.phase != Phase::Aborting && s.phase != Phase::Linger)
-                    .then_some(SessionFailure::Timeout);
+                let failure = (s.phase != Phase::Aborting).then_some(SessionFailure::Timeout);
                 self.end_session(sid, failure);
                 continue;
             }
@@ -729,7 +809,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                     let (peer, challenge) = (s.peer, s.challenge.clone());
                     self.queue(peer, &challenge, true);
                 }
-                Phase::Linger | Phase::Aborting => self.end_session(sid, None),
+                Phase::Aborting => self.end_session(sid, None),
                 Phase::Delivering => {
                     // The channel's own retransmission limit ends delivery; the session
                     // deadline is a backstop.
@@ -778,6 +858,11 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
 
     /// When [`Configurator::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let oldest_finished = self
+            .finished_order
+            .front()
+            .and_then(|sid| self.finished.get(sid))
+            .map(|f| f.expires);
         self.sessions
             .values()
             .flat_map(|s| {
@@ -787,6 +872,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 ]
             })
             .flatten()
+            .chain(oldest_finished)
             .min()
     }
 
@@ -853,26 +939,42 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     /// final acknowledgement.
     pub fn confirm(&mut self, now: Instant, session: SessionId) -> Result<(), Error> {
         self.now = now;
-        let s = self
-            .sessions
-            .get_mut(&session.0)
-            .ok_or(Error::UnknownSession)?;
-        match s.phase {
-            Phase::StatusReported => {}
-            Phase::Linger => return Ok(()), // idempotent
-            _ => return Err(Error::WrongState),
+        let sid = session.0;
+        if self.finished.contains_key(&sid) {
+            return Ok(()); // idempotent
         }
+        let s = self.sessions.get_mut(&sid).ok_or(Error::UnknownSession)?;
+        if s.phase != Phase::StatusReported {
+            return Err(Error::WrongState);
+        }
+        let status_frame = s.status_frame.ok_or(Error::WrongState)?;
         let ch = s.channel.as_mut().ok_or(Error::WrongState)?;
         let ack = ch
             .force_ack(now, FLAG_COMPLETE)
             .map_err(|_| Error::WrongState)?;
-        s.phase = Phase::Linger;
-        s.deadline = now.saturating_add(LINGER_MS);
-        let (peer, key) = (s.peer, s.key);
-        if self.by_key.get(&key) == Some(&session.0) {
-            self.by_key.remove(&key);
+        let complete: [u8; ACK_LEN] = ack.as_slice().try_into().map_err(|_| Error::WrongState)?;
+        let peer = s.peer;
+        // The session (keys, buffers) ends here; only the frames for re-acknowledging a
+        // retransmitted join report remain, outside the session table.
+        self.end_session(sid, None);
+        self.expire_finished(now);
+        if self.finished.len() >= FINISHED_TABLE_CAP
+            && let Some(oldest) = self.finished_order.pop_front()
+        {
+            self.finished.remove(&oldest);
         }
-        self.queue(peer, &ack, false);
+        self.finished.insert(
+            sid,
+            Finished {
+                peer,
+                status_frame,
+                complete,
+                expires: now.saturating_add(LINGER_MS),
+                reacks: 0,
+            },
+        );
+        self.finished_order.push_back(sid);
+        self.queue(peer, &complete, false);
         Ok(())
     }
 
@@ -882,7 +984,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         let sids: alloc::vec::Vec<u32> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.key == *key && !matches!(s.phase, Phase::Linger | Phase::Aborting))
+            .filter(|(_, s)| s.key == *key && s.phase != Phase::Aborting)
             .map(|(sid, _)| *sid)
             .collect();
         for sid in sids {
@@ -895,9 +997,21 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         self.settings.unix_time = unix_time;
     }
 
-    /// Sessions running now (including finished ones lingering to re-acknowledge).
+    /// Sessions running now (the ones counted against `max_sessions`; finished sessions
+    /// kept to re-acknowledge are counted by [`Configurator::finished_count`]).
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Confirmed sessions remembered to re-acknowledge a retransmitted join report (at most
+    /// [`FINISHED_TABLE_CAP`], each for [`LINGER_MS`]).
+    pub fn finished_count(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// The channel this configurator listens and sends on.
+    pub fn channel(&self) -> u8 {
+        self.settings.channel
     }
 
     /// Counters.

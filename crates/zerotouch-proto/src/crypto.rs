@@ -321,6 +321,16 @@ pub struct AeadKey {
 }
 
 impl AeadKey {
+    /// An all-zero key that stands in for "no key" in an unused channel (the channel is
+    /// wiped and accepts nothing until it gets real keys). Never protects a frame.
+    pub(crate) fn placeholder(suite: SuiteId) -> AeadKey {
+        AeadKey {
+            suite,
+            key: Zeroizing::new([0; MAX_AEAD_KEY_LEN]),
+            iv: Zeroizing::new([0; NONCE_LEN]),
+        }
+    }
+
     /// Derives `key = Expand(prk, key_label ‖ th, Nk)` and `iv = Expand(prk, iv_label ‖ th, 12)`.
     pub fn derive(
         suite: SuiteId,

@@ -11,7 +11,7 @@ use heapless::{Deque, Vec};
 use crate::cert::ConfiguratorCert;
 use crate::channel::{Channel, ChannelError, ChannelTiming};
 use crate::config::{ConfigView, MAX_CONFIG_LEN};
-use crate::crypto::{EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, TAG_LEN};
+use crate::crypto::{AeadKey, EphemeralSecret, MAX_PUBLIC_LEN, NONCE_KIND_DATA, TAG_LEN};
 use crate::error::CertError;
 use crate::keys::{PublicKey, SigningIdentity};
 use crate::status::{AnnounceMode, FailureReason};
@@ -201,7 +201,11 @@ enum Phase {
     Done,
 }
 
+/// The one session an enrollee runs. It lives inside the [`Enrollee`] for its whole life
+/// and is re-initialised in place for each attempt ([`Session::active`] says whether it is
+/// in use): building a fresh ~10 KiB value and moving it in would put it on the stack first.
 struct Session {
+    active: bool,
     peer: Addr,
     sid: u32,
     channel_no: u8,
@@ -220,6 +224,60 @@ struct Session {
     idle_deadline: Instant,
 }
 
+impl Session {
+    /// An unused session (placeholders only: nothing is read before [`Session::active`]).
+    fn inactive(identity: PublicKey, timing: ChannelTiming) -> Self {
+        let suite = identity.suite();
+        Session {
+            active: false,
+            peer: Addr::BROADCAST,
+            sid: 0,
+            channel_no: 0,
+            challenge: Vec::new(),
+            response: Vec::new(),
+            cert: ConfiguratorCert {
+                owner_id: [0; 4],
+                not_after: 0,
+                subject: identity,
+                signature: [0; 64],
+            },
+            owner: None,
+            unix_time: 0,
+            channel: Channel::new(
+                suite,
+                0,
+                AeadKey::placeholder(suite),
+                AeadKey::placeholder(suite),
+                timing,
+            ),
+            phase: Phase::Handshake,
+            config_ok: false,
+            complete_seen: false,
+            response_rto: 0,
+            response_deadline: None,
+            response_retries: 0,
+            idle_deadline: 0,
+        }
+    }
+
+    fn get(&self) -> Option<&Session> {
+        self.active.then_some(self)
+    }
+
+    fn get_mut(&mut self) -> Option<&mut Session> {
+        self.active.then_some(self)
+    }
+
+    /// Ends the session: wipes the channel's keys and buffers and the handshake frames.
+    fn deactivate(&mut self) {
+        self.active = false;
+        self.config_ok = false;
+        self.channel.wipe();
+        self.challenge.clear();
+        self.response.clear();
+    }
+}
+
 /// The enrollee state machine. `R` is the RNG the driver hands in (hardware TRNG on the
 /// device, a seeded ChaCha in simulations).
 pub struct Enrollee<R> {
@@ -234,7 +292,7 @@ pub struct Enrollee<R> {
     radio_channel: u8,
     round_pause_ms: u64,
     hop_deadline: Option<Instant>,
-    session: Option<Session>,
+    session: Session,
     tx: Deque<Transmit, 4>,
     events: Deque<EnrolleeEvent, 8>,
     stats: EnrolleeStats,
@@ -251,6 +309,15 @@ fn channel_order(last: Option<u8>) -> Vec<u8, CHANNELS> {
     order
 }
 
+fn channel_timing(timing: &EnrolleeTiming) -> ChannelTiming {
+    ChannelTiming {
+        rto_initial_ms: timing.rto_initial_ms,
+        rto_max_ms: timing.rto_max_ms,
+        max_retries: timing.max_retries,
+        ack_delay_ms: ACK_DELAY_MS,
+    }
+}
+
 fn reject_reason(e: CertError) -> RejectReason {
     match e {
         CertError::Expired => RejectReason::CertificateExpired,
@@ -265,6 +332,10 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     pub fn new(settings: EnrolleeSettings, mut rng: R, now: Instant) -> Self {
         let suite = settings.identity.suite();
         let ephemeral = EphemeralSecret::generate(suite, &mut rng);
+        let session = Session::inactive(
+            settings.identity.public_key(),
+            channel_timing(&settings.timing),
+        );
         let mut e = Enrollee {
             rng,
             now,
@@ -276,7 +347,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             radio_channel: 0,
             round_pause_ms: settings.timing.round_pause_initial_ms,
             hop_deadline: None,
-            session: None,
+            session,
             tx: Deque::new(),
             events: Deque::new(),
             stats: EnrolleeStats::default(),
@@ -375,8 +446,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     /// Starts a new attempt: fresh ephemeral key, announcing from the first channel.
     fn restart(&mut self, now: Instant) {
-        if let Some(s) = self.session.take() {
+        if let Some(s) = self.session.get_mut() {
             self.settings.last_channel = Some(s.channel_no);
+            s.deactivate();
         }
         self.ephemeral = EphemeralSecret::generate(self.settings.identity.suite(), &mut self.rng);
         self.build_announce();
@@ -415,7 +487,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     }
 
     fn on_challenge(&mut self, now: Instant, src: Addr, frame: &[u8]) -> bool {
-        if let Some(s) = &self.session {
+        if let Some(s) = self.session.get() {
             // The configurator did not get our Response: answer its duplicate identically.
             if s.phase == Phase::Handshake && s.challenge.as_slice() == frame {
                 let (peer, response) = (s.peer, s.response.clone());
@@ -513,36 +585,28 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let (k_c, k_e) =
             crate::crypto::schedule::app_keys(suite, &keys.prk, &self.announce, frame, &resp);
         let timing = self.settings.timing;
-        let channel = Channel::new(
-            suite,
-            sid,
-            k_e,
-            k_c,
-            ChannelTiming {
-                rto_initial_ms: timing.rto_initial_ms,
-                rto_max_ms: timing.rto_max_ms,
-                max_retries: timing.max_retries,
-                ack_delay_ms: ACK_DELAY_MS,
-            },
-        );
-        self.session = Some(Session {
-            peer: src,
-            sid,
-            channel_no: self.radio_channel,
-            challenge: Vec::from_slice(frame).map_err(|_| None)?,
-            response: Vec::from_slice(&resp).map_err(|_| None)?,
-            cert: cert.clone(),
-            owner,
-            unix_time,
-            channel,
-            phase: Phase::Handshake,
-            config_ok: false,
-            complete_seen: false,
-            response_rto: timing.rto_initial_ms,
-            response_deadline: Some(now.saturating_add(timing.rto_initial_ms)),
-            response_retries: 0,
-            idle_deadline: now.saturating_add(timing.idle_limit_ms()),
-        });
+        // Fill the session in place (see `Session`).
+        let s = &mut self.session;
+        s.challenge.clear();
+        s.challenge.extend_from_slice(frame).map_err(|_| None)?;
+        s.response.clear();
+        s.response.extend_from_slice(&resp).map_err(|_| None)?;
+        s.channel
+            .reset(suite, sid, k_e, k_c, channel_timing(&timing));
+        s.peer = src;
+        s.sid = sid;
+        s.channel_no = self.radio_channel;
+        s.cert = cert.clone();
+        s.owner = owner;
+        s.unix_time = unix_time;
+        s.phase = Phase::Handshake;
+        s.config_ok = false;
+        s.complete_seen = false;
+        s.response_rto = timing.rto_initial_ms;
+        s.response_deadline = Some(now.saturating_add(timing.rto_initial_ms));
+        s.response_retries = 0;
+        s.idle_deadline = now.saturating_add(timing.idle_limit_ms());
+        s.active = true;
         self.state = EnrolleeState::Handshake;
         self.hop_deadline = None;
         self.queue(src, &resp, false);
@@ -563,7 +627,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     fn on_data(&mut self, now: Instant, frame: &[u8]) -> bool {
         let idle = self.settings.timing.idle_limit_ms();
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return false;
         };
         if Self::frame_sid(frame) != Some(s.sid) || s.phase == Phase::Done {
@@ -592,7 +656,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     fn on_ack(&mut self, now: Instant, frame: &[u8]) -> bool {
         let idle = self.settings.timing.idle_limit_ms();
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return false;
         };
         if Self::frame_sid(frame) != Some(s.sid) || s.phase == Phase::Done {
@@ -618,7 +682,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     }
 
     fn on_message(&mut self, now: Instant) {
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return;
         };
         let Some(msg) = s.channel.message() else {
@@ -672,7 +736,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     /// Refuses the configuration: report status 4 and, once acknowledged, announce again.
     fn reject_config(&mut self, now: Instant) {
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return;
         };
         if matches!(s.phase, Phase::Reporting(_) | Phase::Done) {
@@ -690,7 +754,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     }
 
     fn check_reported(&mut self, now: Instant) {
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return;
         };
         let Phase::Reporting(result) = s.phase else {
@@ -733,7 +797,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         }
         let max_retries = self.settings.timing.max_retries;
         let rto_max = self.settings.timing.rto_max_ms;
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.session.get_mut() else {
             return;
         };
         if s.phase == Phase::Done {
@@ -769,7 +833,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             None => {
                 let now = self.now;
                 let channel = self.radio_channel;
-                let s = self.session.as_mut()?;
+                let s = self.session.get_mut()?;
                 if s.phase == Phase::Done {
                     return None;
                 }
@@ -797,7 +861,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         if self.state == EnrolleeState::Announcing {
             return self.hop_deadline;
         }
-        let s = self.session.as_ref()?;
+        let s = self.session.get()?;
         if s.phase == Phase::Done {
             return None;
         }
@@ -827,7 +891,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     /// The received configuration (from [`EnrolleeEvent::ConfigReceived`] until the next
     /// attempt starts).
     pub fn config(&self) -> Option<ConfigView<'_>> {
-        let s = self.session.as_ref()?;
+        let s = self.session.get()?;
         if !s.config_ok {
             return None;
         }
@@ -844,7 +908,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     ) -> Result<(), Error> {
         self.now = now;
         let idle = self.settings.timing.idle_limit_ms();
-        let s = self.session.as_mut().ok_or(Error::WrongState)?;
+        let s = self.session.get_mut().ok_or(Error::WrongState)?;
         if s.phase != Phase::Joining {
             return Err(Error::WrongState);
         }

@@ -249,6 +249,93 @@ fn a_flood_of_unknown_keys_creates_no_state_and_delays_nobody() {
     assert!(w.run(60_000));
 }
 
+/// Is `frame` the configurator's final acknowledgement (an Ack with the COMPLETE flag)?
+fn is_complete_ack(frame: &[u8]) -> bool {
+    frame.len() == zerotouch_proto::wire::ACK_LEN
+        && frame[2] == 5
+        && frame[14] & zerotouch_proto::wire::FLAG_COMPLETE != 0
+}
+
+#[test]
+fn a_lost_final_ack_is_resent_from_the_finished_table_byte_for_byte() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 30);
+        // Drop the first two COMPLETE acknowledgements; the enrollee retransmits its join
+        // report and must be answered although its session left the session table.
+        let mut dropped = 0;
+        let link: Link = Box::new(move |_, dir, bytes| {
+            if dir == Dir::ToEnrollee && is_complete_ack(bytes) && dropped < 2 {
+                dropped += 1;
+                return vec![];
+            }
+            vec![1]
+        });
+        let mut w = World::new(&keys, &[], &keys.owner, link, 31);
+        assert!(w.run(60_000), "{suite:?}: {:?}", w.enrollee_events);
+        let completes: Vec<&Vec<u8>> = w
+            .air
+            .iter()
+            .filter(|(d, f)| *d == Dir::ToEnrollee && is_complete_ack(f))
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(completes.len(), 3, "{suite:?}");
+        assert!(completes.iter().all(|f| *f == completes[0]), "{suite:?}");
+        // The finished session holds no slot of `max_sessions`.
+        assert_eq!(w.configurator.session_count(), 0);
+        assert_eq!(w.configurator.finished_count(), 1);
+        let joins = w
+            .configurator_events
+            .iter()
+            .filter(|e| matches!(e, ConfiguratorEvent::JoinReported { .. }))
+            .count();
+        assert_eq!(
+            joins, 1,
+            "{suite:?}: a retransmitted join report was reported twice"
+        );
+        // The finished entry expires with the linger time.
+        let later = w.now + zerotouch_proto::configurator::LINGER_MS;
+        w.configurator.handle_timeout(later);
+        assert_eq!(w.configurator.finished_count(), 0);
+        assert_eq!(w.configurator.poll_timeout(), None);
+    }
+}
+
+#[test]
+fn the_same_device_can_start_over_right_after_a_completed_session() {
+    let keys = Keys::new(SuiteId::Ed25519, 32);
+    let mut w = World::new(&keys, &[], &keys.owner, perfect(), 33);
+    assert!(w.run(60_000));
+    assert_eq!(w.configurator.finished_count(), 1);
+    let first = w.provisioned().cloned().unwrap();
+    // The device is reset at once (e.g. it cannot join any more) and announces anew while
+    // its finished session is still remembered.
+    let mut settings = keys.enrollee_settings(&[first.owner]);
+    settings.mode = zerotouch_proto::AnnounceMode::Reconfigure;
+    settings.last_channel = Some(first.channel);
+    w.enrollee = zerotouch_proto::enrollee::Enrollee::new(
+        settings,
+        rand_chacha::rand_core::SeedableRng::seed_from_u64(34),
+        w.now,
+    );
+    w.enrollee_events.clear();
+    let deadline = w.now + 60_000;
+    assert!(w.run(deadline));
+    assert_eq!(w.joined_configs.len(), 2);
+    let joins = w
+        .configurator_events
+        .iter()
+        .filter(|e| matches!(e, ConfiguratorEvent::JoinReported { result: Ok(()), .. }))
+        .count();
+    assert_eq!(joins, 2);
+}
+
+#[test]
+fn configurator_reports_its_channel() {
+    let keys = Keys::new(SuiteId::P256, 35);
+    let w = World::new(&keys, &[], &keys.owner, perfect(), 36);
+    assert_eq!(w.configurator.channel(), C_CHANNEL);
+}
+
 #[test]
 fn enrollee_fits_a_microcontroller() {
     let size =
