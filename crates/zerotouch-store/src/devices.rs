@@ -1,5 +1,6 @@
-//! Devices: the allowlist (add, import, revoke, look up) and the state transitions the
-//! daemon records, each together with its audit record in one transaction.
+//! Devices: the allowlist (add, re-allow, import, revoke, look up), each change together
+//! with its audit record in one transaction. The daemon's state transitions are in
+//! `transitions`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -7,7 +8,7 @@ use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use zerotouch_proto::{Addr, FailureReason, KeyHash, SuiteId};
+use zerotouch_proto::{Addr, KeyHash, SuiteId};
 
 use crate::error::{ImportConflict, StoreError};
 use crate::model::{
@@ -51,16 +52,6 @@ fn validate_new_device(device: &NewDevice) -> Result<(), StoreError> {
         validate_label(label)?;
     }
     Ok(())
-}
-
-fn mac_text(mac: Addr) -> String {
-    mac.to_string()
-}
-
-/// The audit record a state transition writes.
-struct Transition {
-    kind: AuditKind,
-    detail: serde_json::Value,
 }
 
 impl Registry {
@@ -190,21 +181,83 @@ impl Registry {
         Ok(())
     }
 
-    /// Allowlists one device (state `allowed`). Errors: [`StoreError::DuplicateKey`],
+    /// Allowlists one device (state `allowed`). A revoked device is allowed again (undoing
+    /// a mistaken revoke): back to `allowed` with an `allowed` audit record marked
+    /// `"reallowed": true`; it takes `device`'s expiry, and its label and profile where
+    /// `device` gives them (it keeps its own otherwise) and its provisioning history.
+    /// Errors: [`StoreError::DuplicateKey`] (the key is allowlisted and not revoked),
     /// [`StoreError::DuplicateLabel`], [`StoreError::UnknownProfile`].
     pub async fn allow(&self, device: NewDevice) -> Result<Device, StoreError> {
         validate_new_device(&device)?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
-        if let Some(conflict) = self.conflict_of(&mut tx, &device).await? {
-            return Err(conflict);
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM devices WHERE key_hash = $1")
+                .bind(device.key_hash.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| self.db_err(e))?;
+        if state.as_deref() == Some(DeviceState::Revoked.name()) {
+            self.reallow_revoked(&mut tx, &device, now).await?;
+        } else {
+            if let Some(conflict) = self.conflict_of(&mut tx, &device).await? {
+                return Err(conflict);
+            }
+            self.insert_device(&mut tx, &device, now).await?;
         }
-        self.insert_device(&mut tx, &device, now).await?;
         self.bump_change_counter(&mut tx).await?;
         self.commit(tx).await?;
         self.get_device(&device.key_hash)
             .await?
             .ok_or_else(|| StoreError::DeviceNotFound(device.key_hash.to_string()))
+    }
+
+    /// Returns a revoked device to `allowed` (see [`Registry::allow`]).
+    async fn reallow_revoked(
+        &self,
+        conn: &mut AnyConnection,
+        device: &NewDevice,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if let Some(label) = &device.label {
+            let owner: Option<String> = sqlx::query_scalar(
+                "SELECT key_hash FROM devices WHERE label = $1 AND key_hash <> $2",
+            )
+            .bind(label.clone())
+            .bind(device.key_hash.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+            if owner.is_some() {
+                return Err(StoreError::DuplicateLabel(label.clone()));
+            }
+        }
+        if let Some(profile) = &device.profile
+            && !self.profile_exists(conn, profile).await?
+        {
+            return Err(StoreError::UnknownProfile(profile.clone()));
+        }
+        sqlx::query(
+            "UPDATE devices SET state = 'allowed', failure_reason = NULL, label = COALESCE($1, label), profile = COALESCE($2, profile), expires_at = $3, updated_at = $4, last_event = 'allowed', last_event_at = $5 WHERE key_hash = $6 AND state = 'revoked'",
+        )
+        .bind(device.label.clone())
+        .bind(device.profile.clone())
+        .bind(device.expires_at_ms)
+        .bind(now)
+        .bind(now)
+        .bind(device.key_hash.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        self.append_audit(
+            conn,
+            now,
+            Some(&device.key_hash),
+            AuditKind::Allowed,
+            json!({ "reallowed": true, "label": device.label, "profile": device.profile, "expires_at": device.expires_at_ms }),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Allowlists many devices atomically: all of them, or none and
@@ -533,232 +586,5 @@ impl Registry {
             }
         }
         Ok(snapshot)
-    }
-
-    /// Runs `update` (binding `$1` now, `$2` the audit kind, `$3` the key hash) on a non-revoked device and appends the
-    /// audit record, in one transaction. Returns whether the update changed a row; if it
-    /// did not, `on_unchanged` decides (given the device's state) what to do.
-    async fn transition(
-        &self,
-        key_hash: &KeyHash,
-        update: &'static str,
-        changed: Transition,
-        unchanged: impl FnOnce(DeviceState) -> Result<Option<Transition>, StoreError>,
-    ) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(update)
-            .bind(now)
-            .bind(changed.kind.name().to_string())
-            .bind(key_hash.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .rows_affected();
-        let (record, did_change) = if rows > 0 {
-            (changed, true)
-        } else {
-            let state: Option<(String, Option<String>)> =
-                sqlx::query_as("SELECT state, failure_reason FROM devices WHERE key_hash = $1")
-                    .bind(key_hash.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.db_err(e))?;
-            let Some((state, reason)) = state else {
-                return Err(StoreError::DeviceNotFound(key_hash.to_string()));
-            };
-            let state = DeviceState::from_columns(&state, reason.as_deref())?;
-            match unchanged(state)? {
-                Some(record) => {
-                    sqlx::query("UPDATE devices SET last_event = $1, last_event_at = $2 WHERE key_hash = $3")
-                        .bind(record.kind.name().to_string())
-                        .bind(now)
-                        .bind(key_hash.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.db_err(e))?;
-                    (record, false)
-                }
-                None => return Ok(false),
-            }
-        };
-        self.append_audit(&mut tx, now, Some(key_hash), record.kind, record.detail)
-            .await?;
-        self.commit(tx).await?;
-        Ok(did_change)
-    }
-
-    /// An allowlisted device announced itself from `mac`.
-    pub async fn record_announced(&self, key_hash: &KeyHash, mac: Addr) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE devices SET last_mac = $1, last_event = 'announced', last_event_at = $2, updated_at = $3 WHERE key_hash = $4",
-        )
-        .bind(mac_text(mac))
-        .bind(now)
-        .bind(now)
-        .bind(key_hash.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.db_err(e))?
-        .rows_affected();
-        if rows == 0 {
-            return Err(StoreError::DeviceNotFound(key_hash.to_string()));
-        }
-        self.append_audit(
-            &mut tx,
-            now,
-            Some(key_hash),
-            AuditKind::Announced,
-            json!({ "mac": mac_text(mac) }),
-        )
-        .await?;
-        self.commit(tx).await
-    }
-
-    /// The device proved its key: `allowed`/`failed` become `provisioning` (a provisioned
-    /// device being reconfigured stays `provisioned`). Error if revoked.
-    pub async fn record_authenticated(&self, key_hash: &KeyHash) -> Result<(), StoreError> {
-        let key = *key_hash;
-        self.transition(
-            key_hash,
-            "UPDATE devices SET state = CASE WHEN state IN ('allowed', 'failed') THEN 'provisioning' ELSE state END, updated_at = $1, last_event_at = $1, last_event = $2 WHERE key_hash = $3 AND state <> 'revoked'",
-            Transition {
-                kind: AuditKind::Authenticated,
-                detail: json!({}),
-            },
-            |_| Err(StoreError::DeviceRevoked(key)),
-        )
-        .await
-        .map(drop)
-    }
-
-    /// Its configuration was sent. Error if revoked.
-    pub async fn record_config_delivered(&self, key_hash: &KeyHash) -> Result<(), StoreError> {
-        let key = *key_hash;
-        self.transition(
-            key_hash,
-            "UPDATE devices SET updated_at = $1, last_event_at = $1, last_event = $2 WHERE key_hash = $3 AND state <> 'revoked'",
-            Transition {
-                kind: AuditKind::ConfigDelivered,
-                detail: json!({}),
-            },
-            |_| Err(StoreError::DeviceRevoked(key)),
-        )
-        .await
-        .map(drop)
-    }
-
-    /// The device reported a successful join. Returns true if this made it `provisioned`;
-    /// false if it already was (a repeated report, e.g. after a daemon restart: recorded as
-    /// `rejoined`, not counted again). Error if revoked.
-    pub async fn record_joined(&self, key_hash: &KeyHash) -> Result<bool, StoreError> {
-        let key = *key_hash;
-        self.transition(
-            key_hash,
-            "UPDATE devices SET state = 'provisioned', provisioned_at = COALESCE(provisioned_at, $1), provision_count = provision_count + 1, updated_at = $1, last_event_at = $1, last_event = $2 WHERE key_hash = $3 AND state NOT IN ('provisioned', 'revoked')",
-            Transition {
-                kind: AuditKind::Joined,
-                detail: json!({}),
-            },
-            |state| match state {
-                DeviceState::Provisioned => Ok(Some(Transition {
-                    kind: AuditKind::Rejoined,
-                    detail: json!({ "already_provisioned": true }),
-                })),
-                _ => Err(StoreError::DeviceRevoked(key)),
-            },
-        )
-        .await
-    }
-
-    /// The device reported a failed join: state `failed` with `reason`. Error if revoked.
-    pub async fn record_join_failed(
-        &self,
-        key_hash: &KeyHash,
-        reason: FailureReason,
-    ) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin_write().await?;
-        let rows = sqlx::query(
-            "UPDATE devices SET state = 'failed', failure_reason = $1, last_event = 'join-failed', last_event_at = $2, updated_at = $3 WHERE key_hash = $4 AND state <> 'revoked'",
-        )
-        .bind(reason.name().to_string())
-        .bind(now)
-        .bind(now)
-        .bind(key_hash.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.db_err(e))?
-        .rows_affected();
-        if rows == 0 {
-            drop(tx);
-            return match self.get_device(key_hash).await? {
-                Some(_) => Err(StoreError::DeviceRevoked(*key_hash)),
-                None => Err(StoreError::DeviceNotFound(key_hash.to_string())),
-            };
-        }
-        self.append_audit(
-            &mut tx,
-            now,
-            Some(key_hash),
-            AuditKind::JoinFailed,
-            json!({ "reason": reason.name() }),
-        )
-        .await?;
-        self.commit(tx).await
-    }
-
-    /// A key that is not allowlisted (unknown, revoked or expired) announced itself from
-    /// `mac`. At most one audit record per key per refusal window (default 60 s); the
-    /// refusals in between are counted in the next one. Returns whether a record was written.
-    pub async fn record_refused(&self, key_hash: &KeyHash, mac: Addr) -> Result<bool, StoreError> {
-        let now = now_ms();
-        let key = key_hash.to_string();
-        let mut tx = self.begin_write().await?;
-        let previous: Option<(i64, i64)> =
-            sqlx::query_as("SELECT last_audit_at, suppressed FROM refusals WHERE key_hash = $1")
-                .bind(key.clone())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| self.db_err(e))?;
-        if let Some((last, _)) = previous
-            && now.saturating_sub(last) < self.refusal_window_ms
-        {
-            sqlx::query("UPDATE refusals SET suppressed = suppressed + 1 WHERE key_hash = $1")
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.db_err(e))?;
-            self.commit(tx).await?;
-            return Ok(false);
-        }
-        let suppressed = previous.map_or(0, |(_, n)| n);
-        sqlx::query(
-            "INSERT INTO refusals (key_hash, last_audit_at, suppressed) VALUES ($1, $2, 0) ON CONFLICT (key_hash) DO UPDATE SET last_audit_at = excluded.last_audit_at, suppressed = 0",
-        )
-        .bind(key.clone())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        sqlx::query("UPDATE devices SET last_mac = $1, last_event = 'refused', last_event_at = $2 WHERE key_hash = $3")
-            .bind(mac_text(mac))
-            .bind(now)
-            .bind(key)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        self.append_audit(
-            &mut tx,
-            now,
-            Some(key_hash),
-            AuditKind::Refused,
-            json!({ "mac": mac_text(mac), "suppressed_since_last": suppressed }),
-        )
-        .await?;
-        self.commit(tx).await?;
-        Ok(true)
     }
 }

@@ -15,7 +15,7 @@ use crate::model::{
     PlannedCredential, PlannedNetwork, Profile, ProvisionedPsk, SecurityKind, parse_key_hash,
     parse_mac,
 };
-use crate::registry::{Registry, now_ms};
+use crate::registry::{Durability, Registry, now_ms};
 
 /// Characters of generated per-device passphrases: letters and digits without look-alikes
 /// (0/O, 1/l/I), nothing that needs quoting in wpa_supplicant, hostapd or shell files.
@@ -294,11 +294,13 @@ impl Registry {
             .secret
             .seal("device_psks", "psk", &row_key, fresh.as_bytes())?;
         // Two configurators racing: the first insert wins, both return the stored value.
+        // Relaxed: the device commits this PSK only after its join is recorded durably,
+        // which makes this insert durable too; lost before that, a fresh PSK is generated.
         sqlx::query("INSERT INTO device_psks (key_hash, psk, created_at) VALUES ($1, $2, $3) ON CONFLICT (key_hash) DO NOTHING")
             .bind(row_key.clone())
             .bind(sealed)
             .bind(now_ms())
-            .execute(&self.pool)
+            .execute(self.write_pool(Durability::Relaxed))
             .await
             .map_err(|e| {
                 if let sqlx::Error::Database(db) = &e

@@ -42,11 +42,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// How durable a write transaction's commit must be (see the crate docs, "Durability").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Survives a crash of the process (SQLite `synchronous = NORMAL` in WAL mode: the
+    /// commit is in the OS page cache); a power loss may undo it until the next durable
+    /// commit. For events that only make a device look "provisioning" again if lost.
+    Relaxed,
+    /// On stable storage when the commit returns (SQLite `synchronous = FULL`: the WAL is
+    /// fsynced, which also makes every earlier relaxed commit durable).
+    Durable,
+}
+
 /// The registry: one handle (cheap to clone) on a SQLite file or a PostgreSQL database.
 /// Several handles, in one process or several, may use the same database at once.
 #[derive(Clone)]
 pub struct Registry {
+    /// Reads and durable writes (SQLite connections with `synchronous = FULL`).
     pub(crate) pool: AnyPool,
+    /// Relaxed writes: SQLite connections with `synchronous = NORMAL`; on PostgreSQL the
+    /// same pool as `pool` (every commit there stays durable).
+    relaxed_pool: AnyPool,
     backend: Backend,
     location: String,
     pub(crate) secret: Arc<SecretKey>,
@@ -68,6 +84,26 @@ pub(crate) fn now_ms() -> UnixMillis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Pool settings. Relaxed SQLite connections switch to `synchronous = NORMAL` when they
+/// connect, so every connection of a pool commits the same way and a level never leaks
+/// between pools. The others keep SQLite's default, FULL (checked by a test); they run no
+/// statement on connecting, so a file that is not a database fails on its first query with
+/// a clear error.
+fn pool_options(backend: &Backend, max_connections: u32, durability: Durability) -> AnyPoolOptions {
+    let options = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10));
+    if !matches!(backend, Backend::Sqlite { .. }) || durability == Durability::Durable {
+        return options;
+    }
+    options.after_connect(|conn, _meta| {
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, "PRAGMA synchronous = NORMAL").await?;
+            Ok(())
+        })
+    })
 }
 
 /// Parses a registry location: a path, `sqlite:PATH`, `sqlite://PATH`, or a PostgreSQL URL.
@@ -168,9 +204,7 @@ impl Registry {
             }
             Backend::Postgres => (url.to_string(), redact(url), 8),
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+        let pool = pool_options(&backend, max_connections, Durability::Durable)
             .connect(&connect_url)
             .await
             .map_err(|e| StoreError::from_sqlx(e, &location))?;
@@ -181,8 +215,18 @@ impl Registry {
         };
         opening.check_and_migrate().await?;
         let secret = Arc::new(opening.load_secret_key(&key_source).await?);
+        let relaxed_pool = match &opening.backend {
+            // Opened after the migrations: the file is in WAL mode by now, which is what
+            // makes `synchronous = NORMAL` crash-safe.
+            Backend::Sqlite { .. } => pool_options(&opening.backend, 2, Durability::Relaxed)
+                .connect(&connect_url)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, &opening.location))?,
+            Backend::Postgres => opening.pool.clone(),
+        };
         let registry = Registry {
             pool: opening.pool,
+            relaxed_pool,
             backend: opening.backend,
             location: opening.location,
             secret,
@@ -224,7 +268,16 @@ impl Registry {
 
     /// Closes every connection (and checkpoints the SQLite WAL).
     pub async fn close(&self) {
+        self.relaxed_pool.close().await;
         self.pool.close().await;
+    }
+
+    /// The pool whose connections commit with `durability`.
+    pub(crate) fn write_pool(&self, durability: Durability) -> &AnyPool {
+        match durability {
+            Durability::Relaxed => &self.relaxed_pool,
+            Durability::Durable => &self.pool,
+        }
     }
 
     pub(crate) fn db_err(&self, err: sqlx::Error) -> StoreError {
@@ -237,10 +290,20 @@ impl Registry {
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (waiting up to
     /// the busy timeout), so a transaction never fails half-way on a lock upgrade.
+    /// Its commit is durable ([`Durability::Durable`]).
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        self.begin_write_with(Durability::Durable).await
+    }
+
+    /// Starts a write transaction whose commit is as durable as `durability` asks.
+    pub(crate) async fn begin_write_with(
+        &self,
+        durability: Durability,
+    ) -> Result<Transaction<'static, Any>, StoreError> {
+        let pool = self.write_pool(durability);
         let tx = match self.backend {
-            Backend::Sqlite { .. } => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite { .. } => pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => pool.begin().await,
         };
         tx.map_err(|e| self.db_err(e))
     }
@@ -609,4 +672,52 @@ async fn meta_value(
         .fetch_optional(pool)
         .await
         .map_err(|e| StoreError::from_sqlx(e, location))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `synchronous` level of the connection running `tx` (1 = NORMAL, 2 = FULL).
+    async fn synchronous_level(tx: &mut Transaction<'static, Any>) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **tx)
+            .await
+            .expect("read PRAGMA synchronous")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_transactions_commit_at_the_level_they_ask_for() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("registry.db");
+        let registry = Registry::open(
+            path.to_str().expect("utf-8 path"),
+            SecretKeySource::Key(Zeroizing::new([3; 32])),
+        )
+        .await
+        .expect("open");
+        // Several rounds so that more than one pooled connection of each kind is checked.
+        for _ in 0..3 {
+            let mut relaxed = registry
+                .begin_write_with(Durability::Relaxed)
+                .await
+                .expect("relaxed transaction");
+            assert_eq!(synchronous_level(&mut relaxed).await, 1, "NORMAL");
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *relaxed)
+                .await
+                .expect("journal mode");
+            assert_eq!(mode, "wal", "NORMAL is only crash-safe in WAL mode");
+            drop(relaxed);
+            let mut durable = registry
+                .begin_write_with(Durability::Durable)
+                .await
+                .expect("durable transaction");
+            assert_eq!(synchronous_level(&mut durable).await, 2, "FULL");
+            durable.commit().await.expect("commit");
+            let mut default = registry.begin_write().await.expect("default transaction");
+            assert_eq!(synchronous_level(&mut default).await, 2, "FULL by default");
+        }
+        registry.close().await;
+    }
 }

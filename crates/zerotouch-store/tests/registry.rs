@@ -10,7 +10,7 @@ use common::{PgServer, device, device_with_hash, fixed_key, fleet_keys};
 use zerotouch_proto::{Addr, FailureReason, SuiteId};
 use zerotouch_store::{
     AuditFilter, AuditKind, CredentialSpec, DeviceFilter, DeviceState, NetworkSpec,
-    PlannedCredential, Profile, Registry, SecurityKind, StoreError,
+    PlannedCredential, Profile, Registry, SecurityKind, StoreError, Transition, TransitionOutcome,
 };
 
 fn default_profile() -> Profile {
@@ -430,6 +430,200 @@ async fn exercise_registry(url: &str) {
         registry.revoke(&device(9999).key_hash).await,
         Err(StoreError::DeviceNotFound(_))
     ));
+
+    // A revoked device can be allowed again; a live one cannot be allowed twice.
+    let mut valve = device(200);
+    valve.label = Some("valve-9".into());
+    let valve_key = valve.key_hash;
+    registry.allow(valve.clone()).await.expect("allow valve");
+    assert!(registry.revoke(&valve_key).await.expect("revoke valve"));
+    let mut stolen_label = valve.clone();
+    stolen_label.label = Some("pump-1".into());
+    assert!(
+        matches!(registry.allow(stolen_label).await, Err(StoreError::DuplicateLabel(l)) if l == "pump-1")
+    );
+    assert_eq!(
+        registry
+            .get_device(&valve_key)
+            .await
+            .expect("get")
+            .expect("valve")
+            .state,
+        DeviceState::Revoked,
+        "a refused re-allow changes nothing"
+    );
+    let counter = registry.change_counter().await.expect("counter");
+    let mut again = valve.clone();
+    again.label = None;
+    let reallowed = registry.allow(again.clone()).await.expect("re-allow");
+    assert_eq!(reallowed.state, DeviceState::Allowed);
+    assert_eq!(
+        reallowed.label.as_deref(),
+        Some("valve-9"),
+        "keeps its label"
+    );
+    assert!(registry.change_counter().await.expect("counter") > counter);
+    assert!(
+        registry
+            .allowlist()
+            .await
+            .expect("allowlist")
+            .contains(&valve_key)
+    );
+    assert!(
+        matches!(registry.allow(again).await, Err(StoreError::DuplicateKey(k)) if k == valve_key)
+    );
+    let valve_log = registry
+        .audit_since(
+            0,
+            &AuditFilter {
+                key_hash: Some(valve_key),
+                limit: None,
+            },
+        )
+        .await
+        .expect("audit");
+    let valve_kinds: Vec<&AuditKind> = valve_log.iter().map(|e| &e.kind).collect();
+    assert_eq!(
+        valve_kinds,
+        [
+            &AuditKind::Allowed,
+            &AuditKind::Revoked,
+            &AuditKind::Allowed
+        ]
+    );
+    assert_eq!(valve_log[2].detail["reallowed"], true);
+
+    // Many transitions in one transaction, each with its own outcome and audit record.
+    assert!(
+        registry
+            .record_batch(&[])
+            .await
+            .expect("empty batch")
+            .is_empty()
+    );
+    let (batch_a, batch_b) = (device(300).key_hash, device(301).key_hash);
+    registry
+        .allow_many(vec![device(300), device(301)])
+        .await
+        .expect("allow batch devices");
+    let batch_stranger = device(7778).key_hash;
+    let batch = [
+        Transition::Announced {
+            key_hash: batch_a,
+            mac: MAC,
+        },
+        Transition::Authenticated { key_hash: batch_a },
+        Transition::ConfigDelivered { key_hash: batch_a },
+        Transition::Joined { key_hash: batch_a },
+        Transition::Joined { key_hash: batch_a },
+        Transition::Authenticated { key_hash: batch_b },
+        Transition::JoinFailed {
+            key_hash: batch_b,
+            reason: FailureReason::AuthFailed,
+        },
+        Transition::Authenticated {
+            key_hash: device(9999).key_hash,
+        },
+        Transition::Joined { key_hash: key },
+        Transition::Refused {
+            key_hash: batch_stranger,
+            mac: MAC,
+        },
+        Transition::Refused {
+            key_hash: batch_stranger,
+            mac: MAC,
+        },
+    ];
+    assert!(batch[3].needs_durability() && !batch[0].needs_durability());
+    let audit_before = registry.latest_audit_id().await.expect("latest");
+    let outcomes = registry.record_batch(&batch).await.expect("batch");
+    assert_eq!(
+        outcomes,
+        [
+            TransitionOutcome::Recorded,
+            TransitionOutcome::Recorded,
+            TransitionOutcome::Recorded,
+            TransitionOutcome::Joined {
+                newly_provisioned: true
+            },
+            TransitionOutcome::Joined {
+                newly_provisioned: false
+            },
+            TransitionOutcome::Recorded,
+            TransitionOutcome::Recorded,
+            TransitionOutcome::DeviceNotFound,
+            TransitionOutcome::DeviceRevoked,
+            TransitionOutcome::Refused { audited: true },
+            TransitionOutcome::Refused { audited: false },
+        ]
+    );
+    assert_eq!(
+        registry.latest_audit_id().await.expect("latest") - audit_before,
+        8,
+        "one audit record per recorded transition, none for the rest"
+    );
+    let provisioned_in_batch = registry
+        .get_device(&batch_a)
+        .await
+        .expect("get")
+        .expect("device");
+    assert_eq!(provisioned_in_batch.state, DeviceState::Provisioned);
+    assert_eq!(provisioned_in_batch.provision_count, 1);
+    assert_eq!(provisioned_in_batch.last_mac, Some(MAC));
+    let batch_kinds: Vec<AuditKind> = registry
+        .audit_since(
+            audit_before,
+            &AuditFilter {
+                key_hash: Some(batch_a),
+                limit: None,
+            },
+        )
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        batch_kinds,
+        [
+            AuditKind::Announced,
+            AuditKind::Authenticated,
+            AuditKind::ConfigDelivered,
+            AuditKind::Joined,
+            AuditKind::Rejoined
+        ]
+    );
+    assert_eq!(
+        registry
+            .get_device(&batch_b)
+            .await
+            .expect("get")
+            .expect("device")
+            .state,
+        DeviceState::Failed(FailureReason::AuthFailed)
+    );
+    assert_eq!(
+        registry
+            .get_device(&key)
+            .await
+            .expect("get")
+            .expect("device")
+            .state,
+        DeviceState::Revoked,
+        "a batch never touches a revoked device"
+    );
+    // A batch of relaxed transitions only.
+    assert_eq!(
+        registry
+            .record_batch(&[Transition::Announced {
+                key_hash: batch_b,
+                mac: MAC
+            }])
+            .await
+            .expect("relaxed batch"),
+        [TransitionOutcome::Recorded]
+    );
 
     // Profiles and overrides per device.
     let third = device(102).key_hash;
