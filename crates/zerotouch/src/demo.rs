@@ -124,6 +124,8 @@ pub struct DemoSummary {
     pub bytes_on_air: u64,
     /// Receptions lost to the radio model.
     pub frames_lost: u64,
+    /// Channel time the frames occupied (airtime, ACKs and gaps at 1 Mbps), ms.
+    pub airtime_ms: u64,
     /// Wall-clock time of the simulation, ms.
     pub wall_ms: u64,
     /// The registry file.
@@ -299,6 +301,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<(), AppError> {
         frames_on_air: outcome.frames_on_air,
         bytes_on_air: outcome.bytes_on_air,
         frames_lost: outcome.frames_lost,
+        airtime_ms: outcome.airtime_ms,
         wall_ms,
         registry: registry_path.clone(),
         audit_records,
@@ -375,9 +378,10 @@ fn print_summary(s: &DemoSummary) {
         secs(s.max_ms)
     );
     println!(
-        "on air           {} frames, {} bytes ({} receptions lost at {} % loss)",
+        "on air           {} frames, {} bytes, {:.2} s of channel time ({} receptions lost at {} % loss)",
         s.frames_on_air,
         s.bytes_on_air,
+        s.airtime_ms as f64 / 1000.0,
         s.frames_lost,
         s.loss * 100.0
     );
@@ -470,6 +474,7 @@ struct SimOutcome {
     frames_on_air: u64,
     bytes_on_air: u64,
     frames_lost: u64,
+    airtime_ms: u64,
 }
 
 /// Address of demo device `index`.
@@ -614,6 +619,7 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         frames_on_air: report.frames_on_air,
         bytes_on_air: report.bytes_on_air,
         frames_lost: report.lost,
+        airtime_ms: report.channels.iter().map(|c| c.busy_us).sum::<u64>() / 1000,
     })
 }
 
