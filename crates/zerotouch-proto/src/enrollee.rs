@@ -5,6 +5,12 @@
 //! configuration over the reliable channel -> Joining (the driver tries the network and calls
 //! [`Enrollee::report_join`]) -> Reporting -> Provisioned (the driver commits). A failed join
 //! discards the configuration and announces again with the reason flagged.
+//!
+//! RAM: an `Enrollee` is about 14 KiB on a 64-bit host (the 8226-byte reassembly buffer, the
+//! 8-frame retransmission window and the transmit queue); keep it in a static or on the heap. The session lives inside it and is
+//! re-initialised in place for every attempt, so accepting a Challenge never builds a second,
+//! temporary copy on the stack: the handshake's peak stack use is that of the signature and
+//! ECDH code plus a few hundred bytes of frame buffers.
 
 use heapless::{Deque, Vec};
 

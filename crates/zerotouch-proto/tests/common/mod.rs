@@ -277,7 +277,6 @@ impl World {
         loop {
             self.drain();
             if self.enrollee.state() == EnrolleeState::Provisioned {
-                // Let the configurator finish its linger timers too.
                 return true;
             }
             let mut next = self.queue.iter().map(|q| (q.0, q.1)).min();
