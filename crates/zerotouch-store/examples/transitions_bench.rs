@@ -2,8 +2,10 @@
 //! (announced → authenticated → configuration plan with per-device PSK → delivered →
 //! joined), each step one transaction with its audit record.
 //!
-//! `cargo run --release -p zerotouch-store --example transitions_bench -- [DEVICES] [TASKS]`
-//! (defaults 1000 devices, 1 task; TASKS > 1 runs that many concurrent sequences on one handle).
+//! `cargo run --release -p zerotouch-store --example transitions_bench -- [DEVICES] [TASKS] [BATCH]`
+//! (defaults 1000 devices, 1 task, no batching; TASKS > 1 runs that many concurrent sequences
+//! on one handle; BATCH > 1 provisions BATCH devices at a time with two
+//! `Registry::record_batch` calls: announced + authenticated, then delivered + joined).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,6 +14,7 @@ use zeroize::Zeroizing;
 use zerotouch_proto::{Addr, KeyHash, SuiteId};
 use zerotouch_store::{
     CredentialSpec, NetworkSpec, NewDevice, Profile, Registry, SecretKeySource, SecurityKind,
+    StoreError, Transition, TransitionOutcome,
 };
 
 fn fake_device(i: u32) -> NewDevice {
@@ -35,6 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let devices: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
     let tasks: u32 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
+    let batch: usize = args
         .next()
         .map(|a| a.parse())
         .transpose()?
@@ -74,17 +83,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let registry = registry.clone();
         let keys = Arc::clone(&keys);
         handles.push(tokio::spawn(async move {
-            for key in keys.iter().skip(t as usize).step_by(tasks as usize) {
-                registry
-                    .record_announced(key, Addr([2, 0, 0, 0, 0, 1]))
-                    .await?;
-                registry.record_authenticated(key).await?;
-                let plan = registry.device_config(key).await?;
-                std::hint::black_box(&plan);
-                registry.record_config_delivered(key).await?;
-                registry.record_joined(key).await?;
+            let mine: Vec<KeyHash> = keys
+                .iter()
+                .skip(t as usize)
+                .step_by(tasks as usize)
+                .copied()
+                .collect();
+            if batch == 1 {
+                for key in &mine {
+                    provision_one(&registry, key).await?;
+                }
+            } else {
+                for chunk in mine.chunks(batch) {
+                    provision_batch(&registry, chunk).await?;
+                }
             }
-            Ok::<(), zerotouch_store::StoreError>(())
+            Ok::<(), StoreError>(())
         }));
     }
     for handle in handles {
@@ -92,13 +106,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let audit = registry.latest_audit_id().await?;
-    println!("devices: {devices}, concurrent sequences: {tasks}");
+    println!("devices: {devices}, concurrent sequences: {tasks}, provisionings per batch: {batch}");
     println!(
         "import (allow_many, one transaction): {:.1} ms",
         import.as_secs_f64() * 1e3
     );
     println!(
-        "full sequences: {elapsed:.2} s => {:.0} provisionings/s, {:.0} write transactions/s (4 per device, each with its audit record), {:.2} ms per provisioning",
+        "full sequences: {elapsed:.2} s => {:.0} provisionings/s, {:.0} transitions/s (4 per device, each with its audit record), {:.2} ms per provisioning",
         f64::from(devices) / elapsed,
         f64::from(devices) * 4.0 / elapsed,
         elapsed * 1e3 / f64::from(devices)
@@ -106,4 +120,78 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("audit records: {audit}");
     registry.close().await;
     Ok(())
+}
+
+/// One provisioning, one transaction per step.
+async fn provision_one(registry: &Registry, key: &KeyHash) -> Result<(), StoreError> {
+    registry
+        .record_announced(key, Addr([2, 0, 0, 0, 0, 1]))
+        .await?;
+    registry.record_authenticated(key).await?;
+    let plan = registry.device_config(key).await?;
+    std::hint::black_box(&plan);
+    registry.record_config_delivered(key).await?;
+    registry.record_joined(key).await?;
+    Ok(())
+}
+
+/// Provisions `keys` together, as a daemon collecting the transitions of its sessions would:
+/// one relaxed batch before the configurations are planned, one durable batch after.
+async fn provision_batch(registry: &Registry, keys: &[KeyHash]) -> Result<(), StoreError> {
+    let before: Vec<Transition> = keys
+        .iter()
+        .flat_map(|&key_hash| {
+            [
+                Transition::Announced {
+                    key_hash,
+                    mac: Addr([2, 0, 0, 0, 0, 1]),
+                },
+                Transition::Authenticated { key_hash },
+            ]
+        })
+        .collect();
+    expect_all(
+        registry.record_batch(&before).await?,
+        TransitionOutcome::Recorded,
+    )?;
+    for key in keys {
+        let plan = registry.device_config(key).await?;
+        std::hint::black_box(&plan);
+    }
+    let after: Vec<Transition> = keys
+        .iter()
+        .flat_map(|&key_hash| {
+            [
+                Transition::ConfigDelivered { key_hash },
+                Transition::Joined { key_hash },
+            ]
+        })
+        .collect();
+    let outcomes = registry.record_batch(&after).await?;
+    for pair in outcomes.chunks(2) {
+        let expected = [
+            TransitionOutcome::Recorded,
+            TransitionOutcome::Joined {
+                newly_provisioned: true,
+            },
+        ];
+        if pair != expected {
+            return Err(StoreError::Database(format!(
+                "unexpected outcomes {pair:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn expect_all(
+    outcomes: Vec<TransitionOutcome>,
+    expected: TransitionOutcome,
+) -> Result<(), StoreError> {
+    match outcomes.iter().find(|o| **o != expected) {
+        Some(other) => Err(StoreError::Database(format!(
+            "unexpected outcome {other:?}"
+        ))),
+        None => Ok(()),
+    }
 }

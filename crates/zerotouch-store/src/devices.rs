@@ -262,7 +262,8 @@ impl Registry {
 
     /// Allowlists many devices atomically: all of them, or none and
     /// [`StoreError::ImportRejected`] listing every entry that conflicts (with the registry or
-    /// with another entry). Returns how many were added.
+    /// with another entry). Returns how many were added. A revoked key is a conflict here:
+    /// an import never silently re-allows a device; [`Registry::allow`] does it explicitly.
     pub async fn allow_many(&self, devices: Vec<NewDevice>) -> Result<usize, StoreError> {
         let mut conflicts = Vec::new();
         let mut keys_seen: HashMap<KeyHash, usize> = HashMap::new();
