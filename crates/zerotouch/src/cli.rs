@@ -231,8 +231,37 @@ impl Context {
     /// Opens the registry (creating an SQLite one, its directory and key file if needed).
     pub async fn open_registry(&self) -> Result<Registry, AppError> {
         tracing::debug!(registry = %self.registry, "opening registry");
+        if let RegistryLocation::Sqlite(path) = &self.registry {
+            check_sqlite_header(path)?;
+        }
         Ok(Registry::open(&self.registry_url(), self.secret_key_source()).await?)
     }
+}
+
+/// Refuses an existing, non-empty file that is not an SQLite database before the store
+/// tries to open it: a damaged file must be reported as corrupt at once, not surface as a
+/// connection pool timeout ("busy") after the pool has retried for seconds.
+fn check_sqlite_header(path: &std::path::Path) -> Result<(), AppError> {
+    use std::io::Read;
+    const MAGIC: &[u8; 16] = b"SQLite format 3\0";
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        // Missing: the store creates it. Unreadable: the store reports it with its path.
+        Err(_) => return Ok(()),
+    };
+    let mut header = Vec::with_capacity(MAGIC.len());
+    (&mut file)
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(|e| AppError::io(format_args!("cannot read {}", path.display()), e))?;
+    if header.is_empty() || header == MAGIC {
+        return Ok(());
+    }
+    Err(AppError::Corrupt(format!(
+        "{} is not a zerotouch registry or is corrupt (it is not an SQLite database): restore \
+         it from backup or move it aside; it was left untouched",
+        path.display()
+    )))
 }
 
 /// `DefaultDirs::discover` errors are only ever Usage; rebuild one for a second use.

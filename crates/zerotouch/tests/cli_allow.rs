@@ -97,10 +97,8 @@ fn ambiguous_prefix_lists_candidates() {
                 .public_key();
             let raw = format!("ed25519:{}", hex_encode(key.as_wire()));
             let hash = key.key_hash().to_string();
-            match seen.insert(hash[..4].to_string(), raw.clone()) {
-                Some(other) => Some((other, raw)),
-                None => None,
-            }
+            seen.insert(hash[..4].to_string(), raw.clone())
+                .map(|other| (other, raw))
         })
         .expect("a collision");
     let env = Env::new();
@@ -353,4 +351,55 @@ fn concurrent_adds_all_land() {
         failures, 0,
         "8 concurrent adds should fit within the 5 s busy timeout"
     );
+}
+
+#[test]
+fn log_follow_streams_new_events_as_json_lines() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let env = Env::new();
+    let devices = env.keygen("keys", 2, "f-");
+    let uris = uris(&devices);
+    env.ok(&["allow", "add", &uris[0]]);
+    let mut child = env
+        .cmd()
+        .args(["--json", "log", "--follow"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn log --follow");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // A generous guard against a hang, not a timing assertion.
+    let next = || -> serde_json::Value {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a log line");
+        serde_json::from_str(&line).expect("JSON line")
+    };
+    let first = next();
+    assert_eq!(
+        (first["kind"].as_str(), first["label"].as_str()),
+        (Some("allowed"), Some("f-0001"))
+    );
+    env.ok(&["allow", "add", &uris[1]]);
+    let second = next();
+    assert_eq!(
+        (second["kind"].as_str(), second["label"].as_str()),
+        (Some("allowed"), Some("f-0002"))
+    );
+    assert!(second["id"].as_i64() > first["id"].as_i64());
+    env.ok(&["allow", "revoke", "f-0001"]);
+    assert_eq!(next()["kind"], "revoked");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
 }
