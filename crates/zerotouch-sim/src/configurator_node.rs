@@ -46,8 +46,6 @@ impl DeviceLog {
 /// A simulated configurator with an in-memory registry.
 pub struct ConfiguratorNode {
     addr: Addr,
-    /// The channel from the settings (the configurator never changes it).
-    channel: u8,
     configurator: Configurator<ChaCha8Rng>,
     allowlist: BTreeSet<KeyHash>,
     configs: BTreeMap<KeyHash, Vec<u8>>,
@@ -72,7 +70,6 @@ impl ConfiguratorNode {
     ) -> Self {
         Self {
             addr,
-            channel: settings.channel,
             configurator: Configurator::new(settings, rng),
             allowlist,
             configs: BTreeMap::new(),
@@ -238,7 +235,7 @@ impl Node for ConfiguratorNode {
     }
 
     fn channel(&self) -> u8 {
-        self.channel
+        self.configurator.channel()
     }
 
     fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
