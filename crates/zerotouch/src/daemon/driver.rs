@@ -7,6 +7,9 @@
 //! results back with [`ConfiguratorDriver::handle_outcome`]. [`execute`] is the one place
 //! that turns a job into registry calls.
 //!
+//! The daemon runs jobs in batches ([`execute_batch`]): every record of a batch goes into one
+//! registry transaction, so a busy daemon pays one commit for many devices.
+//!
 //! Ordering that makes a crash harmless: a join report is acknowledged to the device
 //! (`confirm`, which lets it commit) only after the registry committed it. A crash before
 //! that loses only the session in flight; the device retries and the registry records the
@@ -21,7 +24,7 @@ use zerotouch_proto::configurator::{
     SessionId,
 };
 use zerotouch_proto::{Addr, AnnounceMode, FailureReason, Instant, KeyHash, Transmit};
-use zerotouch_store::{AllowlistSnapshot, Registry, StoreError};
+use zerotouch_store::{AllowlistSnapshot, Registry, StoreError, Transition, TransitionOutcome};
 
 /// How often the daemon asks the registry whether the allowlist changed.
 pub const ALLOWLIST_POLL_MS: u64 = 500;
@@ -488,4 +491,110 @@ pub async fn execute(registry: &Registry, job: RegistryJob) -> JobOutcome {
             JobOutcome::Recorded
         }
     }
+}
+
+/// Most jobs the daemon's worker commits in one registry transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// The registry transition a job records, if any.
+fn transition_of(job: &RegistryJob) -> Option<Transition> {
+    Some(match *job {
+        RegistryJob::Announced { key, src, .. } => Transition::Announced {
+            key_hash: key,
+            mac: src,
+        },
+        RegistryJob::Refused { key, src } => Transition::Refused {
+            key_hash: key,
+            mac: src,
+        },
+        RegistryJob::FetchConfig { key, .. } => Transition::Authenticated { key_hash: key },
+        RegistryJob::Delivered { key } => Transition::ConfigDelivered { key_hash: key },
+        RegistryJob::JoinReported {
+            key,
+            result: Ok(()),
+            ..
+        } => Transition::Joined { key_hash: key },
+        RegistryJob::JoinReported {
+            key,
+            result: Err(reason),
+            ..
+        } => Transition::JoinFailed {
+            key_hash: key,
+            reason,
+        },
+        RegistryJob::SessionFailed { .. } => return None,
+    })
+}
+
+/// Runs many jobs with one registry transaction for all their records (one commit, one
+/// fsync when a join report needs it), in order, then the configuration lookups. Same
+/// outcomes as [`execute`] on each job; if the batch cannot be committed, the jobs run one
+/// by one (with [`execute`]'s retries for join reports).
+pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<JobOutcome> {
+    if jobs.len() <= 1 {
+        let mut outcomes = Vec::with_capacity(1);
+        for job in jobs {
+            outcomes.push(execute(registry, job).await);
+        }
+        return outcomes;
+    }
+    let transitions: Vec<Option<Transition>> = jobs.iter().map(transition_of).collect();
+    let list: Vec<Transition> = transitions.iter().flatten().copied().collect();
+    let results = match registry.record_batch(&list).await {
+        Ok(results) if results.len() == list.len() => results,
+        Ok(_) | Err(_) => {
+            tracing::warn!(
+                jobs = jobs.len(),
+                "batched registry write failed; writing one by one"
+            );
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                outcomes.push(execute(registry, job).await);
+            }
+            return outcomes;
+        }
+    };
+    let mut results = results.into_iter();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for (job, transition) in jobs.into_iter().zip(transitions) {
+        let recorded = if transition.is_some() {
+            results.next()
+        } else {
+            None
+        };
+        let refused_by_registry = matches!(
+            recorded,
+            Some(TransitionOutcome::DeviceRevoked | TransitionOutcome::DeviceNotFound)
+        );
+        outcomes.push(match job {
+            RegistryJob::FetchConfig { session, key, .. } => {
+                let config = if refused_by_registry {
+                    Err(format!("device {key} is no longer allowlisted"))
+                } else {
+                    match registry.device_config(&key).await {
+                        Ok(plan) => encode_plan(&plan),
+                        Err(err) => Err(err.to_string()),
+                    }
+                };
+                JobOutcome::Config { session, config }
+            }
+            RegistryJob::JoinReported { session, key, .. } => {
+                if refused_by_registry {
+                    tracing::warn!(key = %key, "join report of a device no longer allowlisted; not confirmed");
+                }
+                JobOutcome::JoinPersisted { session, persisted: !refused_by_registry }
+            }
+            RegistryJob::SessionFailed { key, reason } => {
+                tracing::info!(key = %key, ?reason, "session failed");
+                JobOutcome::Recorded
+            }
+            other => {
+                if refused_by_registry {
+                    tracing::debug!(job = ?other, "not recorded: the device is no longer allowlisted");
+                }
+                JobOutcome::Recorded
+            }
+        });
+    }
+    outcomes
 }

@@ -2,10 +2,11 @@
 //!
 //! One task owns the [`ConfiguratorDriver`] and the link: it feeds received frames and timer
 //! expiries to the driver, sends what it transmits, and hands registry jobs to a single
-//! worker task that runs them in order (so each device's audit records keep their order)
-//! and sends the results back. A second task polls the registry's change counter and sends
-//! fresh allowlist snapshots, so `zerotouch allow add|revoke` and profile changes made while
-//! the daemon runs take effect within [`ALLOWLIST_POLL_MS`].
+//! worker task that runs them in order (so each device's audit records keep their order),
+//! everything queued at once in one registry transaction, and sends the results back. A
+//! second task polls the registry's change counter and sends fresh allowlist snapshots, so
+//! `zerotouch allow add|revoke` and profile changes made while the daemon runs take effect
+//! within [`ALLOWLIST_POLL_MS`].
 //!
 //! On SIGINT/SIGTERM the daemon stops taking frames, lets the worker finish the registry
 //! writes already queued (confirming the join reports they commit), and exits 0. After a
@@ -25,7 +26,9 @@ use zerotouch_proto::configurator::{
 use zerotouch_proto::{ConfiguratorCert, Instant, PublicKey, SigningIdentity};
 use zerotouch_store::Fleet;
 
-use self::driver::{ALLOWLIST_POLL_MS, ConfiguratorDriver, JobOutcome, RegistryJob, execute};
+use self::driver::{
+    ALLOWLIST_POLL_MS, ConfiguratorDriver, JobOutcome, MAX_BATCH, RegistryJob, execute_batch,
+};
 use self::link::{LinkSpec, open_link};
 use crate::cli::Context;
 use crate::error::AppError;
@@ -188,10 +191,19 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel::<JobOutcome>();
     let worker_registry = registry.clone();
     let worker = tokio::spawn(async move {
-        while let Some(job) = job_rx.recv().await {
-            let outcome = execute(&worker_registry, job).await;
-            if outcome_tx.send(outcome).is_err() {
-                break;
+        while let Some(first) = job_rx.recv().await {
+            // Everything queued meanwhile goes into the same registry transaction.
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match job_rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            for outcome in execute_batch(&worker_registry, batch).await {
+                if outcome_tx.send(outcome).is_err() {
+                    return;
+                }
             }
         }
     });
