@@ -46,31 +46,31 @@ const AFTER_LONG_HELP: &str = concat!(
 )]
 pub struct Cli {
     /// Registry: an SQLite file path, or a database URL.
-    #[arg(long, global = true, env = ENV_REGISTRY, value_name = "PATH|URL")]
+    #[arg(long, global = true, help_heading = "Global options", env = ENV_REGISTRY, value_name = "PATH|URL")]
     pub registry: Option<String>,
 
     /// File holding the key that encrypts secrets in the registry (created 0600 on first use).
-    #[arg(long, global = true, env = ENV_SECRET_KEY_FILE, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", env = ENV_SECRET_KEY_FILE, value_name = "FILE")]
     pub secret_key_file: Option<PathBuf>,
 
     /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// TOML config file [default: <user config dir>/zerotouch/config.toml].
-    #[arg(long, global = true, env = ENV_CONFIG, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Global options", env = ENV_CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Log format on stderr.
-    #[arg(long, global = true, env = ENV_LOG_FORMAT, value_enum, value_name = "FORMAT")]
+    #[arg(long, global = true, help_heading = "Global options", env = ENV_LOG_FORMAT, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
 
     /// More log output (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
     /// Less log output (-q errors only).
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub quiet: u8,
 
     /// What to do.

@@ -315,6 +315,34 @@ fn profiles_and_device_overrides() {
     let v = env.json(&["device", "show", "o-0001"]);
     assert_eq!(v["overrides"], serde_json::json!({}));
     env.fails(&["profile", "delete", "home"], 4);
+
+    // A passphrase from a file never appears on the command line.
+    let file = env.path("pass.txt");
+    std::fs::write(&file, "from a file 123\n").expect("write");
+    env.ok(&[
+        "profile",
+        "set",
+        "filed",
+        "--ssid",
+        "F",
+        "--passphrase-file",
+        s(&file),
+    ]);
+    let shown = env.json(&["profile", "show", "filed", "--show-secrets"]);
+    assert_eq!(shown["networks"][0]["secret"], "from a file 123");
+    std::fs::write(&file, "").expect("write");
+    env.fails(
+        &[
+            "profile",
+            "set",
+            "filed",
+            "--ssid",
+            "F",
+            "--passphrase-file",
+            s(&file),
+        ],
+        2,
+    );
 }
 
 #[test]

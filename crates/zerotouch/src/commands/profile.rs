@@ -42,9 +42,13 @@ pub struct SetArgs {
     /// Security of the (first) network.
     #[arg(long, value_parser = ["wpa2-psk", "wpa3-sae", "open"], default_value = "wpa2-psk")]
     pub security: String,
-    /// Passphrase shared by every device (8..=63 printable ASCII).
+    /// Passphrase shared by every device (8..=63 printable ASCII). Visible to other users in
+    /// the process list and in shell history: prefer --passphrase-file on shared machines.
     #[arg(long, group = "credential")]
     pub passphrase: Option<String>,
+    /// Read the shared passphrase from the first line of FILE (`-` for stdin).
+    #[arg(long, group = "credential", value_name = "FILE")]
+    pub passphrase_file: Option<std::path::PathBuf>,
     /// Raw 256-bit PSK as 64 hex digits (WPA2 only).
     #[arg(long, group = "credential", value_name = "HEX")]
     pub psk_hex: Option<String>,
@@ -176,12 +180,16 @@ pub async fn run(cmd: ProfileCommand, ctx: &Context) -> Result<(), AppError> {
 }
 
 async fn set(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let passphrase = match (&args.passphrase, &args.passphrase_file) {
+        (_, Some(path)) => Some(read_passphrase_file(path)?),
+        (passphrase, None) => passphrase.clone(),
+    };
     let mut networks = Vec::new();
     if let Some(ssid) = args.ssid {
         networks.push(network_spec(
             ssid,
             &args.security,
-            args.passphrase,
+            passphrase,
             args.psk_hex,
             args.per_device,
             args.bssid,
@@ -213,6 +221,25 @@ async fn set(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), Ap
     };
     registry.set_profile(&profile).await?;
     print_profile(&profile, ctx, false)
+}
+
+/// The first line of a passphrase file (or stdin for `-`), without its line ending.
+fn read_passphrase_file(path: &std::path::Path) -> Result<String, AppError> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| AppError::io("cannot read stdin", e))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| AppError::io(format_args!("cannot read {}", path.display()), e))?
+    };
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(AppError::Usage(format!(
+            "{} is empty: its first line must be the passphrase",
+            path.display()
+        )));
+    }
+    Ok(line.to_string())
 }
 
 /// A profile as printed, secrets masked unless asked for.
