@@ -79,6 +79,14 @@ fn add_list_revoke_round_trip() {
     env.fails(&["allow", "revoke", "nobody"], 3);
     let log = env.ok(&["log", "--device", "kitchen"]);
     assert!(log.contains("allowed") && log.contains("revoked"), "{log}");
+    assert!(env.ok(&["log", "--since", "1h"]).contains("revoked"));
+    assert!(
+        env.ok(&["log", "--since", "2099-01-01"])
+            .contains("no audit events match")
+    );
+    let last = env.ok(&["--json", "log", "-n", "1"]);
+    assert_eq!(last.lines().count(), 1, "{last}");
+    env.fails(&["log", "--since", "sometime"], 2);
 }
 
 #[test]
