@@ -656,11 +656,14 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 }
                 _ => return true,
             };
+            // A join report is one fragment; keep its bytes to recognise retransmissions
+            // after the session is gone (a two-byte message always makes this frame size).
+            let Ok(status_frame) = frame.try_into() else {
+                return true;
+            };
+            s.status_frame = Some(status_frame);
             s.phase = Phase::StatusReported;
             s.deadline = now.saturating_add(timeout);
-            // A join report is one fragment; keep its bytes to recognise retransmissions
-            // after the session is gone.
-            s.status_frame = frame.try_into().ok();
             self.events.push_back(ConfiguratorEvent::JoinReported {
                 session: SessionId(sid),
                 key,
@@ -947,6 +950,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         if s.phase != Phase::StatusReported {
             return Err(Error::WrongState);
         }
+        // Always set on entering StatusReported.
         let status_frame = s.status_frame.ok_or(Error::WrongState)?;
         let ch = s.channel.as_mut().ok_or(Error::WrongState)?;
         let ack = ch
