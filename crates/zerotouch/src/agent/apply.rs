@@ -736,6 +736,63 @@ mod tests {
     }
 
     #[test]
+    fn rollback_restores_previous_files_and_removes_new_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("wpa_supplicant.conf");
+        let settings = dir.path().join("settings.json");
+        std::fs::write(&conf, "network={\n\tssid=\"old\"\n\tkey_mgmt=NONE\n}\n")
+            .expect("old config");
+        let before = std::fs::read(&conf).expect("read");
+        let applied = apply(
+            &ApplyTarget::WpaSupplicant(conf.clone()),
+            &sample(),
+            &settings,
+        )
+        .expect("applies");
+        assert!(
+            std::fs::read_to_string(&conf)
+                .expect("read")
+                .contains("plant-floor")
+        );
+        assert!(settings.exists());
+        applied.rollback();
+        assert_eq!(
+            std::fs::read(&conf).expect("read"),
+            before,
+            "the old network is back"
+        );
+        assert!(
+            !settings.exists(),
+            "a file that did not exist is removed again"
+        );
+
+        let nm = dir.path().join("nm");
+        std::fs::create_dir(&nm).expect("nm dir");
+        std::fs::write(nm.join("zerotouch-9-stale.nmconnection"), "stale").expect("stale keyfile");
+        let applied = apply(
+            &ApplyTarget::NetworkManager(nm.clone()),
+            &sample(),
+            &settings,
+        )
+        .expect("applies");
+        assert_eq!(
+            std::fs::read_dir(&nm).expect("ls").count(),
+            4,
+            "stale keyfile replaced by four"
+        );
+        applied.rollback();
+        let names: Vec<_> = std::fs::read_dir(&nm)
+            .expect("ls")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("zerotouch-9-stale.nmconnection")]
+        );
+    }
+
+    #[test]
     fn exec_gets_credentials_in_environment_not_arguments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("env.txt");
