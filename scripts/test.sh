@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# --- system packages the tests use for real: wpa_supplicant, tshark, PostgreSQL, sqlite3 ---
+# --- system packages the tests use for real: wpa_supplicant, hostapd, tshark, PostgreSQL, sqlite3 ---
 need_pkgs=()
 command -v wpa_supplicant >/dev/null || need_pkgs+=(wpasupplicant)
 command -v tshark >/dev/null || need_pkgs+=(tshark)
 command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
+command -v hostapd >/dev/null || need_pkgs+=(hostapd)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 command -v nm >/dev/null || need_pkgs+=(binutils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
