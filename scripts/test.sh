@@ -4,6 +4,8 @@
 # the protocol core for riscv32imc, and the whole test suite. CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# wpa_supplicant and hostapd live in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 step() { printf '\n==> %s\n' "$*"; }
 
