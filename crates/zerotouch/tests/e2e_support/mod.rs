@@ -180,6 +180,20 @@ impl Daemon {
         }
     }
 
+    /// CPU time (user + system) the daemon process used so far, in seconds (Linux /proc).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let out = Command::new("getconf").arg("CLK_TCK").output().ok()?;
+        let per_second: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        Some(ticks / per_second)
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
