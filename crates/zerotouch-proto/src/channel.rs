@@ -256,6 +256,18 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.rx_complete.map(|len| &self.rx_buf[..len])
     }
 
+    /// Sequence number of the next fragment expected from the peer: 0 until the first
+    /// received fragment is in order (e.g. "has the peer sent anything yet").
+    pub fn rcv_next(&self) -> u16 {
+        self.rcv_next
+    }
+
+    /// Sequence number one past the last of our fragments the peer acknowledged
+    /// cumulatively (it only grows: a change means the peer made progress).
+    pub fn acked_seq(&self) -> u16 {
+        self.snd_una as u16
+    }
+
     /// The session id.
     pub fn sid(&self) -> u32 {
         self.sid
@@ -305,7 +317,8 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         let view = wire::Ack::new_checked(frame).map_err(|_| ChannelError::Rejected)?;
         let h = view.header();
         self.check_header(&h)?;
-        if self.last_peer_ack_counter.is_some_and(|last| h.seq <= last) {
+        // Strictly increasing; 65 535 is never used (PROTOCOL.md §4.4).
+        if h.seq == u16::MAX || self.last_peer_ack_counter.is_some_and(|last| h.seq <= last) {
             return Err(ChannelError::Rejected);
         }
         let nonce = self.rx_key.nonce(NONCE_KIND_ACK, h.seq);
@@ -424,7 +437,8 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     }
 
     fn build_ack(&mut self, flags: u8) -> Result<FrameBuf, ChannelError> {
-        if self.next_ack_counter > u32::from(u16::MAX) {
+        // Counter 65 535 is never used (PROTOCOL.md §4.4), like seq.
+        if self.next_ack_counter >= u32::from(u16::MAX) {
             return Err(ChannelError::Exhausted);
         }
         let counter = self.next_ack_counter as u16;

@@ -639,6 +639,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         if Self::frame_sid(frame) != Some(s.sid) || s.phase == Phase::Done {
             return false;
         }
+        let acked_before = s.channel.acked_seq();
         let outcome = match s.channel.handle_data(now, frame) {
             Ok(o) => o,
             Err(ChannelError::TooLarge) => {
@@ -647,7 +648,11 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             }
             Err(_) => return false,
         };
-        s.idle_deadline = now.saturating_add(idle);
+        // Only progress keeps the session alive: a replayed old fragment is acknowledged
+        // again but must not hold the enrollee in this session forever.
+        if !outcome.duplicate || s.channel.acked_seq() != acked_before {
+            s.idle_deadline = now.saturating_add(idle);
+        }
         if s.phase == Phase::Handshake {
             s.phase = Phase::Receiving;
             s.response_deadline = None;
@@ -671,6 +676,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let Ok(flags) = s.channel.handle_ack(now, frame) else {
             return false;
         };
+        // An accepted Ack always carries a new counter (a replay is refused above): progress.
         s.idle_deadline = now.saturating_add(idle);
         if s.phase == Phase::Handshake {
             s.phase = Phase::Receiving;
