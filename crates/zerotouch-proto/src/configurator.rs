@@ -1,9 +1,11 @@
 //! The Configurator state machine: answers announcements from allowlisted keys, runs the
 //! handshake, delivers configurations and collects join reports, for many enrollees at once.
 //!
-//! Bounded by construction: at most `max_sessions` sessions, a per-source rate limit, and an
-//! allowlist check (one SHA-256 and one lookup) before any public-key operation. Uses `alloc`
-//! for session storage (the configurator runs on a host or a large MCU).
+//! Bounded by construction: an allowlist check (one SHA-256 and one lookup) before any
+//! per-announcement state or public-key operation; then a per-key rate limit, a global
+//! handshake token bucket, a pool of at most `max_sessions` unauthenticated handshakes
+//! (oldest evicted) next to at most `max_sessions` authenticated sessions. Uses `alloc` for
+//! session storage (the configurator runs on a host or a large MCU).
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -48,9 +50,12 @@ impl<A: Allowlist + ?Sized> Allowlist for &A {
 /// Timers and limits of the configurator. [`Default`] gives the values in PROTOCOL.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfiguratorLimits {
-    /// Concurrent sessions; announcements beyond it are ignored (the enrollee retries).
+    /// Concurrent authenticated sessions; announcements beyond it are ignored (the enrollee
+    /// retries). Unauthenticated handshakes have a separate pool of the same size, where the
+    /// oldest is evicted for a new one.
     pub max_sessions: usize,
-    /// Announcements accepted per source address per `rate_window_ms`.
+    /// New handshakes started per allowlisted key per `rate_window_ms` (keyed by key hash,
+    /// not by the spoofable source address; the name is kept for compatibility).
     pub per_source_burst: u16,
     /// Rate-limit window.
     pub rate_window_ms: u64,
@@ -174,16 +179,21 @@ pub struct ConfiguratorStats {
     pub retransmissions: u64,
     /// Announcements from keys not on the allowlist.
     pub not_allowed: u64,
-    /// Frames dropped by the per-source rate limit.
+    /// Announcements of allowlisted keys dropped by the per-key rate limit.
     pub rate_limited: u64,
-    /// Announcements ignored because `max_sessions` were running.
+    /// Announcements ignored because `max_sessions` authenticated sessions were running.
     pub busy: u64,
+    /// Announcements of allowlisted keys refused because the global handshake budget
+    /// ([`HANDSHAKES_PER_SECOND`]) was spent.
+    pub throttled: u64,
+    /// Unauthenticated handshakes evicted to make room for a newer one.
+    pub evicted: u64,
     /// Frames dropped as malformed, unauthenticated or for an unknown session.
     pub dropped: u64,
 }
 
 impl Default for ConfiguratorLimits {
-    /// PROTOCOL.md §9.3: 128 sessions; 4 announcements per source per second; RTO 200 ms
+    /// PROTOCOL.md §9.3: 128 sessions; 4 announcements per key per second; RTO 200 ms
     /// doubling to 3.2 s; 6 retries; 30 s session timeout.
     fn default() -> Self {
         ConfiguratorLimits {
@@ -198,8 +208,17 @@ impl Default for ConfiguratorLimits {
     }
 }
 
-/// Entries in the per-source rate-limit table (oldest evicted beyond it).
+/// Entries in the per-key rate-limit table (oldest evicted beyond it).
 pub const RATE_TABLE_CAP: usize = 1024;
+/// Handshakes (signatures) started per second at most, over all keys: bounds the CPU an
+/// attacker replaying heard identity keys can consume (PROTOCOL.md §9.5).
+pub const HANDSHAKES_PER_SECOND: u64 = 64;
+/// Handshakes that may start at once after an idle period (token bucket depth).
+pub const HANDSHAKE_BURST: u64 = 64;
+/// An unauthenticated (Challenged) handshake lives at most this long. A genuine enrollee
+/// answers within its dwell (150 ms) plus a round trip, or re-announces; a spoofed
+/// handshake never gets a valid Response and must not hold a slot for long.
+pub const CHALLENGED_LIFETIME_MS: u64 = 2_000;
 /// Entries in the "not allowed" report table (oldest evicted beyond it).
 pub const NOT_ALLOWED_TABLE_CAP: usize = 1024;
 /// A key not on the allowlist is reported at most once per this period.
@@ -273,6 +292,10 @@ struct Session {
     deadline: Instant,
     challenge_rto: u64,
     challenge_retries: u8,
+    /// When the handshake started (orders the unauthenticated pool; bounds its life).
+    created: Instant,
+    /// When a duplicate Response was last answered (at most one answer per RTO).
+    last_response_ack: Option<Instant>,
     /// The join report's Data frame as received (its retransmissions are byte-identical).
     status_frame: Option<[u8; STATUS_FRAME_LEN]>,
 }
@@ -299,18 +322,41 @@ pub struct Configurator<R> {
     finished: BTreeMap<u32, Finished>,
     /// Finished sids, oldest first (all entries live [`LINGER_MS`], so also by expiry).
     finished_order: VecDeque<u32>,
-    rate: BTreeMap<Addr, (Instant, u16)>,
+    /// Unauthenticated (Challenged) sessions by start time, oldest first (eviction order).
+    challenged: alloc::collections::BTreeSet<(Instant, u32)>,
+    /// Per-key rate limit: window start and count; keys in insertion order for O(1) eviction.
+    rate: BTreeMap<KeyHash, (Instant, u16)>,
+    rate_order: VecDeque<KeyHash>,
+    /// Last NotAllowed report per unknown key; keys in insertion order for O(1) eviction.
     not_allowed: BTreeMap<KeyHash, Instant>,
+    not_allowed_order: VecDeque<KeyHash>,
+    /// Global handshake token bucket, in thousandths of a handshake, and its last refill.
+    handshake_tokens: u64,
+    tokens_at: Instant,
     tx: VecDeque<Transmit>,
     events: VecDeque<ConfiguratorEvent>,
     stats: ConfiguratorStats,
 }
 
-/// Removes the entry with the oldest timestamp (bounded tables).
-fn evict_oldest<K: Ord + Copy, V>(map: &mut BTreeMap<K, V>, stamp: impl Fn(&V) -> Instant) {
-    if let Some(k) = map.iter().min_by_key(|(_, v)| stamp(v)).map(|(k, _)| *k) {
-        map.remove(&k);
+/// Returns the entry of `key` in a bounded table, inserting `fresh` if absent and evicting
+/// the first-inserted key when the table is full: O(log n), no scan.
+fn bounded_entry<'a, V>(
+    map: &'a mut BTreeMap<KeyHash, V>,
+    order: &mut VecDeque<KeyHash>,
+    cap: usize,
+    key: KeyHash,
+    fresh: V,
+) -> &'a mut V {
+    if !map.contains_key(&key) {
+        while map.len() >= cap.max(1) {
+            let Some(oldest) = order.pop_front() else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        order.push_back(key);
     }
+    map.entry(key).or_insert(fresh)
 }
 
 impl<R: rand_core::CryptoRng> Configurator<R> {
@@ -324,8 +370,13 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             by_key: BTreeMap::new(),
             finished: BTreeMap::new(),
             finished_order: VecDeque::new(),
+            challenged: alloc::collections::BTreeSet::new(),
             rate: BTreeMap::new(),
+            rate_order: VecDeque::new(),
             not_allowed: BTreeMap::new(),
+            not_allowed_order: VecDeque::new(),
+            handshake_tokens: HANDSHAKE_BURST * 1000,
+            tokens_at: 0,
             tx: VecDeque::new(),
             events: VecDeque::new(),
             stats: ConfiguratorStats::default(),
@@ -383,17 +434,43 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         }
     }
 
-    fn rate_limited(&mut self, now: Instant, src: Addr) -> bool {
+    /// Per-key rate limit, applied only after an allowlist hit (the key is the one thing
+    /// an attacker cannot pick freely without also being allowlisted).
+    fn rate_limited(&mut self, now: Instant, key: KeyHash) -> bool {
         let limits = self.settings.limits;
-        if !self.rate.contains_key(&src) && self.rate.len() >= RATE_TABLE_CAP {
-            evict_oldest(&mut self.rate, |v| v.0);
-        }
-        let entry = self.rate.entry(src).or_insert((now, 0));
+        let entry = bounded_entry(
+            &mut self.rate,
+            &mut self.rate_order,
+            RATE_TABLE_CAP,
+            key,
+            (now, 0),
+        );
         if now >= entry.0.saturating_add(limits.rate_window_ms) {
             *entry = (now, 0);
         }
         entry.1 = entry.1.saturating_add(1);
         entry.1 > limits.per_source_burst
+    }
+
+    /// Takes one handshake from the global token bucket, if any is left.
+    fn take_handshake_token(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_sub(self.tokens_at);
+        self.tokens_at = self.tokens_at.max(now);
+        self.handshake_tokens = self
+            .handshake_tokens
+            .saturating_add(elapsed.saturating_mul(HANDSHAKES_PER_SECOND))
+            .min(HANDSHAKE_BURST * 1000);
+        if self.handshake_tokens < 1000 {
+            return false;
+        }
+        self.handshake_tokens -= 1000;
+        true
+    }
+
+    /// Authenticated sessions (everything past the handshake), counted against
+    /// `max_sessions`.
+    fn authenticated_count(&self) -> usize {
+        self.sessions.len() - self.challenged.len()
     }
 
     fn on_announce(&mut self, now: Instant, src: Addr, frame: &[u8], allowlist: &impl Allowlist) {
@@ -411,11 +488,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.dropped += 1;
             return;
         };
-        if self.rate_limited(now, src) {
-            self.stats.rate_limited += 1;
-            return;
-        }
-        // One SHA-256 and one lookup, before any public-key operation.
+        // One SHA-256 and one lookup, before any other state or public-key operation.
         let key = wire_key_hash(suite, view.identity());
         if !allowlist.is_allowed(&key) {
             self.stats.not_allowed += 1;
@@ -424,18 +497,24 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 .get(&key)
                 .is_none_or(|t| now >= t.saturating_add(NOT_ALLOWED_REPORT_MS));
             if report {
-                if !self.not_allowed.contains_key(&key)
-                    && self.not_allowed.len() >= NOT_ALLOWED_TABLE_CAP
-                {
-                    evict_oldest(&mut self.not_allowed, |t| *t);
-                }
-                self.not_allowed.insert(key, now);
+                *bounded_entry(
+                    &mut self.not_allowed,
+                    &mut self.not_allowed_order,
+                    NOT_ALLOWED_TABLE_CAP,
+                    key,
+                    now,
+                ) = now;
                 // A driver that does not poll must not let a flood grow the queue.
                 if self.events.len() < MAX_QUEUED_NOT_ALLOWED {
                     self.events
                         .push_back(ConfiguratorEvent::NotAllowed { key, src });
                 }
             }
+            return;
+        }
+        // Bounds what one key's Announces (genuine, replayed or spoofed) can cost.
+        if self.rate_limited(now, key) {
+            self.stats.rate_limited += 1;
             return;
         }
         if let Some(sids) = self.by_key.get(&key) {
@@ -449,17 +528,40 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 self.queue(peer, &challenge, true);
                 return;
             }
-            // A different announcement of the same key may be the device's fresh attempt
-            // while the other one is a replay: run both handshakes; the first Response that
-            // authenticates wins. Past the handshake, one session per key.
-            if sids.is_full() || running.any(|s| s.phase != Phase::Challenged) {
+            // Past the handshake, one session per key.
+            if running.any(|s| s.phase != Phase::Challenged) {
                 self.stats.dropped += 1;
                 return;
             }
         }
-        if self.sessions.len() >= self.settings.limits.max_sessions {
+        if self.authenticated_count() >= self.settings.limits.max_sessions {
             self.stats.busy += 1;
             return;
+        }
+        if !self.take_handshake_token(now) {
+            self.stats.throttled += 1;
+            return;
+        }
+        // A different announcement of the same key may be the device's fresh attempt while
+        // the others are spoofed or replayed: the newest handshakes run side by side (the
+        // oldest of the key gives way), and the first Response that authenticates wins.
+        let oldest_of_key = self
+            .by_key
+            .get(&key)
+            .filter(|sids| sids.is_full())
+            .and_then(|sids| sids.first().copied());
+        if let Some(oldest) = oldest_of_key {
+            self.stats.evicted += 1;
+            self.end_session(oldest, None);
+        }
+        // The unauthenticated pool is full: the oldest handshake gives way, never an
+        // authenticated session.
+        while self.challenged.len() >= self.settings.limits.max_sessions.max(1) {
+            let Some(&(_, oldest)) = self.challenged.first() else {
+                break;
+            };
+            self.stats.evicted += 1;
+            self.end_session(oldest, None);
         }
         if self.start_session(now, src, key, id_index, frame).is_none() {
             self.stats.dropped += 1;
@@ -539,10 +641,13 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             deadline: now.saturating_add(limits.rto_initial_ms),
             challenge_rto: limits.rto_initial_ms,
             challenge_retries: 0,
+            created: now,
+            last_response_ack: None,
             status_frame: None,
         };
         let handshakes = self.by_key.entry(key).or_default();
         handshakes.push(sid).ok()?;
+        self.challenged.insert((now, sid));
         self.sessions.insert(sid, session);
         self.queue(src, &buf[..len], false);
         Some(())
@@ -561,6 +666,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         let sid = view.sid();
         let timing = self.channel_timing();
         let timeout = self.settings.limits.session_timeout_ms;
+        let authenticated_full = self.authenticated_count() >= self.settings.limits.max_sessions;
         let Some(s) = self.sessions.get_mut(&sid) else {
             return false;
         };
@@ -568,16 +674,33 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             return false;
         }
         if s.phase != Phase::Challenged {
-            // A duplicate of the accepted Response: the enrollee missed our progress.
-            // An authenticated Ack tells it the handshake is done.
-            if s.response.as_slice() == frame
+            // A duplicate of the accepted Response: the enrollee missed our progress. An
+            // authenticated Ack tells it the handshake is done. Only before anything arrived
+            // on the channel (the Ack would otherwise acknowledge the join report before
+            // `confirm`), and at most once per RTO (a replay cannot make us transmit more).
+            let rto = self.settings.limits.rto_initial_ms;
+            let answerable = matches!(
+                s.phase,
+                Phase::AwaitingConfig | Phase::Delivering | Phase::AwaitingStatus
+            ) && s.status_frame.is_none()
+                && s.last_response_ack
+                    .is_none_or(|t| now >= t.saturating_add(rto))
+                && s.response.as_slice() == frame;
+            if answerable
                 && let Some(ch) = s.channel.as_mut()
+                && ch.rcv_next() == 0
                 && let Ok(ack) = ch.force_ack(now, 0)
             {
+                s.last_response_ack = Some(now);
                 let peer = s.peer;
                 self.queue(peer, &ack, false);
                 return true;
             }
+            return false;
+        }
+        if authenticated_full {
+            // No room past the handshake right now; the enrollee retransmits its Response.
+            self.stats.busy += 1;
             return false;
         }
         let mut sig = [0u8; SIGNATURE_LEN];
@@ -600,7 +723,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         s.response = Vec::from_slice(frame).unwrap_or_default();
         s.phase = Phase::AwaitingConfig;
         s.deadline = now.saturating_add(timeout);
+        let created = s.created;
         let src = s.peer;
+        self.challenged.remove(&(created, sid));
         // This handshake won: other candidates of the key (replays) end silently.
         let losers: Vec<u32, MAX_HANDSHAKES_PER_KEY> = self
             .by_key
@@ -708,6 +833,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     /// Removes a session (zeroizing its keys), optionally reporting why it failed.
     fn end_session(&mut self, sid: u32, failure: Option<SessionFailure>) {
         if let Some(s) = self.sessions.remove(&sid) {
+            self.challenged.remove(&(s.created, sid));
             self.unlink(&s.key, sid);
             if let Some(reason) = failure {
                 self.events.push_back(ConfiguratorEvent::SessionFailed {
@@ -804,11 +930,14 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             if now < s.deadline {
                 continue;
             }
+            let challenge_end = s.created.saturating_add(CHALLENGED_LIFETIME_MS);
             match s.phase {
-                Phase::Challenged if s.challenge_retries < limits.max_retries => {
+                Phase::Challenged
+                    if s.challenge_retries < limits.max_retries && now < challenge_end =>
+                {
                     s.challenge_retries += 1;
                     s.challenge_rto = s.challenge_rto.saturating_mul(2).min(limits.rto_max_ms);
-                    s.deadline = now.saturating_add(s.challenge_rto);
+                    s.deadline = now.saturating_add(s.challenge_rto).min(challenge_end);
                     let (peer, challenge) = (s.peer, s.challenge.clone());
                     self.queue(peer, &challenge, true);
                 }

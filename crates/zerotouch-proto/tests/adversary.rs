@@ -8,9 +8,15 @@ use std::rc::Rc;
 
 use common::*;
 use proptest::prelude::*;
-use zerotouch_proto::SuiteId;
-use zerotouch_proto::configurator::ConfiguratorEvent;
-use zerotouch_proto::enrollee::EnrolleeState;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use std::collections::BTreeSet;
+use zerotouch_proto::configurator::{
+    Configurator, ConfiguratorEvent, ConfiguratorLimits, ConfiguratorSettings, SessionId,
+};
+use zerotouch_proto::crypto::EphemeralSecret;
+use zerotouch_proto::enrollee::{AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeState};
+use zerotouch_proto::{Addr, KeyHash, SigningIdentity, SuiteId};
 
 /// Records a clean session and returns its frames.
 fn clean_session(keys: &Keys, seed: u64) -> Vec<(Dir, Vec<u8>)> {
@@ -200,4 +206,298 @@ proptest! {
         }
         prop_assert!(done || loss > 0.4, "not provisioned at loss {}", loss);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Regression tests for the security review (each failed before its fix).
+// ---------------------------------------------------------------------------------------
+
+/// One enrollee and one configurator driven frame by frame (no link model): the attacks
+/// below need exact control over which frame arrives when.
+struct Pair {
+    enrollee: Enrollee<ChaCha20Rng>,
+    configurator: Configurator<ChaCha20Rng>,
+    allowlist: BTreeSet<KeyHash>,
+}
+
+impl Pair {
+    fn new(keys: &Keys) -> Self {
+        let settings = ConfiguratorSettings {
+            identities: [keys.identity(&keys.owner)].into_iter().collect(),
+            channel: C_CHANNEL,
+            unix_time: UNIX_TIME,
+            limits: ConfiguratorLimits::default(),
+        };
+        let mut allowlist = BTreeSet::new();
+        allowlist.insert(keys.enrollee.public_key().key_hash());
+        Pair {
+            enrollee: Enrollee::new(
+                keys.enrollee_settings(&[keys.owner.public_key()]),
+                ChaCha20Rng::seed_from_u64(2),
+                0,
+            ),
+            configurator: Configurator::new(settings, ChaCha20Rng::seed_from_u64(1)),
+            allowlist,
+        }
+    }
+
+    fn enrollee_out(&mut self) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.enrollee.poll_transmit())
+            .map(|t| t.frame.to_vec())
+            .collect()
+    }
+
+    fn configurator_out(&mut self) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.configurator.poll_transmit())
+            .map(|t| t.frame.to_vec())
+            .collect()
+    }
+
+    fn deliver_to_configurator(&mut self, now: u64, src: Addr, frame: &[u8]) {
+        self.configurator
+            .handle_frame(now, src, frame, &self.allowlist);
+    }
+
+    /// Runs the handshake from the enrollee's first Announce; returns the Response frame and
+    /// the authenticated session.
+    fn handshake(&mut self, now: u64) -> (Vec<u8>, SessionId) {
+        let announce = self.enrollee_out().remove(0);
+        self.deliver_to_configurator(now, E_ADDR, &announce);
+        let challenge = self.configurator_out();
+        assert_eq!(challenge.len(), 1, "one Challenge for the Announce");
+        self.enrollee.handle_frame(now, C_ADDR, &challenge[0]);
+        let response = self.enrollee_out().remove(0);
+        self.deliver_to_configurator(now, E_ADDR, &response);
+        let session = std::iter::from_fn(|| self.configurator.poll_event())
+            .find_map(|e| match e {
+                ConfiguratorEvent::Authenticated { session, .. } => Some(session),
+                _ => None,
+            })
+            .expect("the handshake authenticates");
+        (response, session)
+    }
+}
+
+/// An Announce carrying `identity` (a heard, public key) and a fresh ephemeral key of the
+/// attacker's: it looks like a new attempt of that device, but no Response can follow.
+fn spoofed_announce(
+    template: &[u8],
+    suite: SuiteId,
+    identity: &[u8],
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
+    let key_len = suite.public_key_len();
+    let mut fake = template.to_vec();
+    fake[6..6 + key_len].copy_from_slice(identity);
+    let ephemeral = EphemeralSecret::generate(suite, rng);
+    fake[6 + key_len..].copy_from_slice(ephemeral.public());
+    fake
+}
+
+fn spoofed_addr(n: u16) -> Addr {
+    let [hi, lo] = n.to_be_bytes();
+    Addr([2, 7, 7, 7, hi, lo])
+}
+
+#[test]
+fn spoofed_announces_of_a_heard_key_do_not_block_the_device() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 42);
+        let mut p = Pair::new(&keys);
+        let real = p.enrollee_out().remove(0);
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        for n in 0..2 {
+            let fake =
+                spoofed_announce(&real, suite, keys.enrollee.public_key().as_wire(), &mut rng);
+            p.deliver_to_configurator(0, spoofed_addr(n), &fake);
+        }
+        assert_eq!(
+            p.configurator_out().len(),
+            2,
+            "{suite:?}: both spoofs answered"
+        );
+        // The device's own Announce evicts the oldest spoofed handshake of its key.
+        p.deliver_to_configurator(1, E_ADDR, &real);
+        let challenge = p.configurator_out();
+        assert_eq!(
+            challenge.len(),
+            1,
+            "{suite:?}: the real Announce is answered"
+        );
+        p.enrollee.handle_frame(1, C_ADDR, &challenge[0]);
+        let response = p.enrollee_out().remove(0);
+        p.deliver_to_configurator(2, E_ADDR, &response);
+        assert!(
+            std::iter::from_fn(|| p.configurator.poll_event())
+                .any(|e| matches!(e, ConfiguratorEvent::Authenticated { .. })),
+            "{suite:?}: the device authenticates"
+        );
+        assert_eq!(p.configurator.session_count(), 1, "{suite:?}: spoofs ended");
+    }
+}
+
+#[test]
+fn spoofed_announces_of_many_heard_keys_neither_refuse_nor_displace_devices() {
+    let suite = SuiteId::Ed25519;
+    let keys = Keys::new(suite, 43);
+    let mut p = Pair::new(&keys);
+    let template = {
+        let mut probe = Pair::new(&keys);
+        probe.enrollee_out().remove(0)
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let victims: Vec<SigningIdentity> = (0..64)
+        .map(|_| SigningIdentity::generate(suite, &mut rng))
+        .collect();
+    for v in &victims {
+        p.allowlist.insert(v.public_key().key_hash());
+    }
+    let max_sessions = ConfiguratorLimits::default().max_sessions;
+    // Spoofs at 50 frames/s, two per heard key: more than the handshake pool holds.
+    let mut now = 0;
+    let flood = |p: &mut Pair, now: &mut u64, rng: &mut ChaCha20Rng, count: usize| {
+        for n in 0..count {
+            let victim = &victims[n % victims.len()];
+            let fake = spoofed_announce(&template, suite, victim.public_key().as_wire(), rng);
+            p.deliver_to_configurator(*now, spoofed_addr(n as u16), &fake);
+            *now += 20;
+            p.configurator.handle_timeout(*now);
+            let _ = p.configurator_out();
+        }
+    };
+    flood(&mut p, &mut now, &mut rng, 2 * max_sessions);
+    // A real device is answered and authenticates.
+    let (_, session) = p.handshake(now);
+    assert_eq!(p.configurator.stats().busy, 0);
+    // More spoofs never displace the authenticated session.
+    flood(&mut p, &mut now, &mut rng, 2 * max_sessions);
+    assert!(p.configurator.session_count() <= max_sessions + 1);
+    let config = config_object("correct horse", 0);
+    p.configurator
+        .provide_config(now, session, &config, &p.allowlist)
+        .expect("the authenticated session survived the flood");
+}
+
+#[test]
+fn junk_announces_from_the_victim_s_address_do_not_rate_limit_it() {
+    let keys = Keys::new(SuiteId::Ed25519, 44);
+    let mut p = Pair::new(&keys);
+    let real = p.enrollee_out().remove(0);
+    let mut junk = real.clone();
+    junk[6] ^= 0xff; // an identity key that is not allowlisted
+    for _ in 0..16 {
+        p.deliver_to_configurator(0, E_ADDR, &junk);
+    }
+    p.deliver_to_configurator(1, E_ADDR, &real);
+    assert_eq!(p.configurator_out().len(), 1, "the victim is answered");
+    let stats = p.configurator.stats();
+    assert_eq!((stats.rate_limited, stats.not_allowed), (0, 16));
+}
+
+#[test]
+fn a_replayed_response_never_acknowledges_the_join_report_before_confirm() {
+    let keys = Keys::new(SuiteId::Ed25519, 45);
+    let mut p = Pair::new(&keys);
+    let now = 0;
+    let (response, session) = p.handshake(now);
+    let config = config_object("correct horse", 0);
+    p.configurator
+        .provide_config(now, session, &config, &p.allowlist)
+        .expect("config accepted");
+    for f in p.configurator_out() {
+        p.enrollee.handle_frame(now, C_ADDR, &f);
+    }
+    while let Some(e) = p.enrollee.poll_event() {
+        if e == EnrolleeEvent::ConfigReceived {
+            p.enrollee.report_join(now, Ok(())).expect("join reported");
+        }
+    }
+    let status = p.enrollee_out();
+    assert_eq!(status.len(), 1, "the join report");
+    p.deliver_to_configurator(now, E_ADDR, &status[0]);
+    while p.configurator.poll_event().is_some() {}
+    // The attacker replays the Response: no Ack may go out before confirm.
+    p.deliver_to_configurator(now, E_ADDR, &response);
+    assert!(
+        p.configurator_out().is_empty(),
+        "replayed Response answered"
+    );
+    // Persisted and confirmed; the COMPLETE frame is lost. The enrollee still retransmits
+    // its join report and gets the COMPLETE again.
+    p.configurator.confirm(now, session).expect("confirmed");
+    let _lost = p.configurator_out();
+    let mut now = now;
+    for _ in 0..200 {
+        let next = [p.enrollee.poll_timeout(), p.configurator.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(t) = next else { break };
+        now = now.max(t);
+        p.enrollee.handle_timeout(now);
+        p.configurator.handle_timeout(now);
+        for f in p.enrollee_out() {
+            p.deliver_to_configurator(now, E_ADDR, &f);
+        }
+        for f in p.configurator_out() {
+            p.enrollee.handle_frame(now, C_ADDR, &f);
+        }
+        if p.enrollee.state() != EnrolleeState::Reporting {
+            break;
+        }
+    }
+    assert_eq!(p.enrollee.state(), EnrolleeState::Provisioned);
+}
+
+#[test]
+fn a_duplicate_response_is_answered_at_most_once_per_rto() {
+    let keys = Keys::new(SuiteId::Ed25519, 46);
+    let mut p = Pair::new(&keys);
+    let (response, _) = p.handshake(0);
+    for _ in 0..10 {
+        p.deliver_to_configurator(1, E_ADDR, &response);
+    }
+    assert_eq!(p.configurator_out().len(), 1);
+    let rto = ConfiguratorLimits::default().rto_initial_ms;
+    p.deliver_to_configurator(1 + rto, E_ADDR, &response);
+    assert_eq!(p.configurator_out().len(), 1);
+}
+
+#[test]
+fn a_replayed_fragment_does_not_keep_the_enrollee_receiving() {
+    let keys = Keys::new(SuiteId::Ed25519, 47);
+    let mut p = Pair::new(&keys);
+    let mut now = 0;
+    let (_, session) = p.handshake(now);
+    let config = config_object("correct horse", 2000);
+    p.configurator
+        .provide_config(now, session, &config, &p.allowlist)
+        .expect("config accepted");
+    let fragments = p.configurator_out();
+    assert!(fragments.len() > 2);
+    // Only the first fragment arrives; then the configurator disappears. An attacker
+    // replays that fragment every 10 s.
+    p.enrollee.handle_frame(now, C_ADDR, &fragments[0]);
+    let _ = p.enrollee_out();
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        let replay_at = now + 10_000;
+        while let Some(t) = p.enrollee.poll_timeout() {
+            if t > replay_at {
+                break;
+            }
+            now = t;
+            p.enrollee.handle_timeout(now);
+            let _ = p.enrollee_out();
+            events.extend(std::iter::from_fn(|| p.enrollee.poll_event()));
+        }
+        now = replay_at;
+        p.enrollee.handle_frame(now, C_ADDR, &fragments[0]);
+        let _ = p.enrollee_out();
+    }
+    assert_ne!(p.enrollee.state(), EnrolleeState::Receiving);
+    assert!(
+        events.contains(&EnrolleeEvent::AttemptFailed(AttemptFailure::Timeout)),
+        "the attempt timed out: {events:?}"
+    );
 }
