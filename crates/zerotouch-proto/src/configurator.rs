@@ -285,8 +285,10 @@ struct Session {
     announce: Vec<u8, { 6 + 2 * MAX_PUBLIC_LEN }>,
     challenge: Vec<u8, { 181 + 2 * MAX_PUBLIC_LEN }>,
     response: Vec<u8, RESPONSE_LEN>,
-    prk: Prk,
-    hs_e: AeadKey,
+    /// Handshake secrets: dropped (zeroized) once the application keys are derived, so a
+    /// later compromise of the running session cannot reveal the handshake.
+    prk: Option<Prk>,
+    hs_e: Option<AeadKey>,
     channel: Option<Box<SessionChannel>>,
     phase: Phase,
     deadline: Instant,
@@ -634,8 +636,8 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             announce: Vec::from_slice(announce).ok()?,
             challenge: Vec::from_slice(&buf[..len]).ok()?,
             response: Vec::new(),
-            prk: keys.prk,
-            hs_e: keys.e,
+            prk: Some(keys.prk),
+            hs_e: Some(keys.e),
             channel: None,
             phase: Phase::Challenged,
             deadline: now.saturating_add(limits.rto_initial_ms),
@@ -705,8 +707,11 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         }
         let mut sig = [0u8; SIGNATURE_LEN];
         sig.copy_from_slice(view.ciphertext());
-        let n = s.hs_e.nonce(NONCE_KIND_DATA, 0);
-        if s.hs_e.open(&n, view.aad(), &mut sig, &view.tag()).is_err() {
+        let (Some(hs_e), Some(prk)) = (s.hs_e.as_ref(), s.prk.as_ref()) else {
+            return false;
+        };
+        let n = hs_e.nonce(NONCE_KIND_DATA, 0);
+        if hs_e.open(&n, view.aad(), &mut sig, &view.tag()).is_err() {
             return false; // unauthenticated: must not end the session
         }
         let msg = crate::crypto::schedule::e_sig_message(&s.announce, &s.challenge);
@@ -716,7 +721,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             return true;
         }
         let (k_c, k_e) =
-            crate::crypto::schedule::app_keys(s.suite, &s.prk, &s.announce, &s.challenge, frame);
+            crate::crypto::schedule::app_keys(s.suite, prk, &s.announce, &s.challenge, frame);
+        s.prk = None;
+        s.hs_e = None;
         let mut channel = Box::new(SessionChannel::new(s.suite, sid, k_c, k_e, timing));
         channel.set_auto_ack(false);
         s.channel = Some(channel);

@@ -291,7 +291,10 @@ pub struct Enrollee<R> {
     settings: EnrolleeSettings,
     now: Instant,
     state: EnrolleeState,
-    ephemeral: EphemeralSecret,
+    /// This attempt's ephemeral secret, taken (and zeroized) as soon as a Challenge is
+    /// answered: duplicate Challenges are answered from the cached Response, and the next
+    /// attempt generates a fresh one (forward secrecy, PROTOCOL.md §9.5).
+    ephemeral: Option<EphemeralSecret>,
     announce: Vec<u8, MAX_ANNOUNCE>,
     order: Vec<u8, CHANNELS>,
     hop_index: usize,
@@ -346,7 +349,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             rng,
             now,
             state: EnrolleeState::Announcing,
-            ephemeral,
+            ephemeral: Some(ephemeral),
             announce: Vec::new(),
             order: channel_order(settings.last_channel),
             hop_index: 0,
@@ -376,12 +379,15 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             }
             AnnounceMode::Reconfigure => self.settings.last_failure,
         };
+        let Some(ephemeral) = self.ephemeral.as_ref() else {
+            return;
+        };
         let repr = wire::AnnounceRepr {
             suite,
             mode,
             last_failure,
             identity: identity.as_wire(),
-            ephemeral: self.ephemeral.public(),
+            ephemeral: ephemeral.public(),
         };
         self.announce.clear();
         if let Ok(n) = repr.emit(&mut buf) {
@@ -456,7 +462,10 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             self.settings.last_channel = Some(s.channel_no);
             s.deactivate();
         }
-        self.ephemeral = EphemeralSecret::generate(self.settings.identity.suite(), &mut self.rng);
+        self.ephemeral = Some(EphemeralSecret::generate(
+            self.settings.identity.suite(),
+            &mut self.rng,
+        ));
         self.build_announce();
         self.order = channel_order(self.settings.last_channel);
         self.round_pause_ms = self.settings.timing.round_pause_initial_ms;
@@ -525,7 +534,12 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     ) -> Result<(), Option<RejectReason>> {
         let view = wire::Challenge::new_checked(frame).map_err(|_| None)?;
         let suite = view.suite();
-        let ss = self.ephemeral.agree(view.ephemeral()).map_err(|_| None)?;
+        let ss = self
+            .ephemeral
+            .as_ref()
+            .ok_or(None)?
+            .agree(view.ephemeral())
+            .map_err(|_| None)?;
         let keys =
             crate::crypto::schedule::handshake_keys(suite, &ss, &self.announce, view.clear());
         let mut plain = [0u8; MAX_CHALLENGE];
@@ -614,6 +628,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         s.idle_deadline = now.saturating_add(timing.idle_limit_ms());
         s.active = true;
         self.state = EnrolleeState::Handshake;
+        self.ephemeral = None;
         self.hop_deadline = None;
         self.queue(src, &resp, false);
         if let Some(owner) = owner {
@@ -779,6 +794,8 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             Some(reason) => self.fail_attempt(now, AttemptFailure::Join(reason)),
             None if s.complete_seen => {
                 s.phase = Phase::Done;
+                // Nothing more is sent or accepted in this session: erase its keys.
+                s.channel.wipe();
                 let (Some(owner), configurator, channel, unix_time) =
                     (s.owner, s.cert.subject, s.channel_no, s.unix_time)
                 else {
