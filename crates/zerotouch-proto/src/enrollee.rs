@@ -48,7 +48,10 @@ pub struct EnrolleeTiming {
 pub struct EnrolleeSettings {
     /// The device identity key (generated once, on first boot).
     pub identity: SigningIdentity,
-    /// Owner keys to require. Empty = trust on first use (pin the first owner that provisions).
+    /// Owner keys to require. Empty = trust on first use (pin the first owner that provisions),
+    /// except in [`AnnounceMode::Reconfigure`]: a provisioned device has pinned its owner, so
+    /// an empty list there is a configuration error and every configurator is rejected
+    /// ([`RejectReason::UnknownOwner`]) instead of silently trusting the first one.
     pub pinned_owners: heapless::Vec<PublicKey, MAX_PINNED_OWNERS>,
     /// [`AnnounceMode::New`] for a fresh device, [`AnnounceMode::Reconfigure`] for a
     /// provisioned one that can no longer join.
@@ -557,6 +560,11 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         sig_c.copy_from_slice(&plain[cert_len..cert_len + SIGNATURE_LEN]);
         let unix_time = self.settings.known_unix_time.max(view.unix_time());
         let mut owner = None;
+        if self.settings.pinned_owners.is_empty() && self.settings.mode == AnnounceMode::Reconfigure
+        {
+            // Never trust on first use a second time (see `EnrolleeSettings::pinned_owners`).
+            return Err(Some(RejectReason::UnknownOwner));
+        }
         if !self.settings.pinned_owners.is_empty() {
             let mut verdict = Err(RejectReason::UnknownOwner);
             for pinned in self

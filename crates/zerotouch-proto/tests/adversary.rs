@@ -15,7 +15,10 @@ use zerotouch_proto::configurator::{
     Configurator, ConfiguratorEvent, ConfiguratorLimits, ConfiguratorSettings, SessionId,
 };
 use zerotouch_proto::crypto::EphemeralSecret;
-use zerotouch_proto::enrollee::{AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeState};
+use zerotouch_proto::enrollee::{
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeState, RejectReason,
+};
+use zerotouch_proto::status::AnnounceMode;
 use zerotouch_proto::{Addr, KeyHash, SigningIdentity, SuiteId};
 
 /// Records a clean session and returns its frames.
@@ -499,5 +502,31 @@ fn a_replayed_fragment_does_not_keep_the_enrollee_receiving() {
     assert!(
         events.contains(&EnrolleeEvent::AttemptFailed(AttemptFailure::Timeout)),
         "the attempt timed out: {events:?}"
+    );
+}
+
+#[test]
+fn a_reconfiguring_device_without_pinned_owners_trusts_no_configurator() {
+    let keys = Keys::new(SuiteId::Ed25519, 48);
+    let mut p = Pair::new(&keys);
+    let mut settings = keys.enrollee_settings(&[]);
+    settings.mode = AnnounceMode::Reconfigure;
+    p.enrollee = Enrollee::new(settings, ChaCha20Rng::seed_from_u64(3), 0);
+    let announce = p.enrollee_out().remove(0);
+    p.deliver_to_configurator(0, E_ADDR, &announce);
+    let challenge = p.configurator_out();
+    assert_eq!(challenge.len(), 1);
+    p.enrollee.handle_frame(0, C_ADDR, &challenge[0]);
+    assert!(
+        p.enrollee_out().is_empty(),
+        "no Response to any configurator"
+    );
+    assert_eq!(p.enrollee.state(), EnrolleeState::Announcing);
+    let events: Vec<_> = std::iter::from_fn(|| p.enrollee.poll_event()).collect();
+    assert!(
+        events.contains(&EnrolleeEvent::ConfiguratorRejected(
+            RejectReason::UnknownOwner
+        )),
+        "{events:?}"
     );
 }
