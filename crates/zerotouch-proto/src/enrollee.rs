@@ -97,6 +97,9 @@ pub enum EnrolleeEvent {
         owner: PublicKey,
     },
     /// A configurator was rejected: not our owner, bad certificate, expired, bad signature.
+    /// Reported once per reason per announcement round and only while the event queue has
+    /// room (forged Challenges must not bury other events); every rejection is counted in
+    /// [`EnrolleeStats::configurators_rejected`].
     ConfiguratorRejected(RejectReason),
     /// The configuration is complete; read it with [`Enrollee::config`], try to join, then
     /// call [`Enrollee::report_join`].
@@ -155,6 +158,8 @@ pub struct EnrolleeStats {
     pub retransmissions: u32,
     /// Frames received and dropped (malformed, failed authentication, wrong session, ...).
     pub frames_dropped: u32,
+    /// Configurators rejected (each counted, reported as events only in part).
+    pub configurators_rejected: u32,
 }
 
 impl Default for EnrolleeTiming {
@@ -307,6 +312,8 @@ pub struct Enrollee<R> {
     session: Session,
     tx: Deque<Transmit, 4>,
     events: Deque<EnrolleeEvent, 8>,
+    /// Rejection reasons already reported this round (bit = `RejectReason as u8`).
+    rejections_reported: u8,
     stats: EnrolleeStats,
 }
 
@@ -362,6 +369,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             session,
             tx: Deque::new(),
             events: Deque::new(),
+            rejections_reported: 0,
             stats: EnrolleeStats::default(),
             settings,
         };
@@ -406,6 +414,19 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let _ = self.events.push_back(event);
     }
 
+    /// Counts a rejected configurator and reports it, coalesced: once per reason per round,
+    /// never displacing a queued event.
+    fn reject_configurator(&mut self, reason: RejectReason) {
+        self.stats.configurators_rejected = self.stats.configurators_rejected.saturating_add(1);
+        let bit = 1u8 << (reason as u8);
+        if self.rejections_reported & bit == 0 && !self.events.is_full() {
+            self.rejections_reported |= bit;
+            let _ = self
+                .events
+                .push_back(EnrolleeEvent::ConfiguratorRejected(reason));
+        }
+    }
+
     fn queue(&mut self, dst: Addr, frame: &[u8], retransmission: bool) {
         let Ok(frame) = Vec::from_slice(frame) else {
             return;
@@ -424,6 +445,10 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     }
 
     fn enter_channel(&mut self, now: Instant, index: usize) {
+        if index == 0 {
+            // A new round: rejections may be reported again.
+            self.rejections_reported = 0;
+        }
         self.hop_index = index;
         let ch = self.order.get(index).copied().unwrap_or(1);
         if ch != self.radio_channel {
@@ -520,7 +545,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         match self.answer_challenge(now, src, frame) {
             Ok(()) => true,
             Err(Some(reason)) => {
-                self.push_event(EnrolleeEvent::ConfiguratorRejected(reason));
+                self.reject_configurator(reason);
                 false
             }
             Err(None) => false,
@@ -759,7 +784,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                     }
                     Err(reason) => {
                         if reason != RejectReason::Malformed {
-                            self.push_event(EnrolleeEvent::ConfiguratorRejected(reason));
+                            self.reject_configurator(reason);
                         }
                         self.reject_config(now);
                     }

@@ -530,3 +530,39 @@ fn a_reconfiguring_device_without_pinned_owners_trusts_no_configurator() {
         "{events:?}"
     );
 }
+
+#[test]
+fn forged_challenges_are_counted_but_never_bury_other_events() {
+    let keys = Keys::new(SuiteId::Ed25519, 49);
+    let rogue_keys = Keys::new(SuiteId::Ed25519, 50);
+    let mut p = Pair::new(&keys);
+    let mut rogue = Configurator::new(
+        ConfiguratorSettings {
+            identities: [rogue_keys.identity(&rogue_keys.owner)]
+                .into_iter()
+                .collect(),
+            channel: C_CHANNEL,
+            unix_time: UNIX_TIME,
+            limits: ConfiguratorLimits::default(),
+        },
+        ChaCha20Rng::seed_from_u64(4),
+    );
+    let announce = p.enrollee_out().remove(0);
+    rogue.handle_frame(0, E_ADDR, &announce, &p.allowlist);
+    let challenge = rogue.poll_transmit().expect("the rogue answers").frame;
+    // The driver has not polled yet: the first channel change is still queued.
+    for _ in 0..20 {
+        p.enrollee.handle_frame(1, C_ADDR, &challenge);
+    }
+    let events: Vec<_> = std::iter::from_fn(|| p.enrollee.poll_event()).collect();
+    assert!(
+        matches!(events.first(), Some(EnrolleeEvent::ChannelChanged(_))),
+        "{events:?}"
+    );
+    let rejections = events
+        .iter()
+        .filter(|e| matches!(e, EnrolleeEvent::ConfiguratorRejected(_)))
+        .count();
+    assert_eq!(rejections, 1, "{events:?}");
+    assert_eq!(p.enrollee.stats().configurators_rejected, 20);
+}
