@@ -28,7 +28,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_errors = cli.json;
     let result = Context::resolve(&cli).and_then(|ctx| {
-        init_logging(&ctx);
+        // The demo's output is its progress and summary: the daemon's per-session log lines
+        // (normal retries under loss) would drown them, so it logs warnings unless -v.
+        let quiet_by_default = matches!(cli.command, Command::Demo(_));
+        init_logging(&ctx, quiet_by_default);
         tracing::debug!(registry = %ctx.registry, config = ?ctx.config_path, "settings resolved");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -63,11 +66,13 @@ async fn dispatch(command: Command, ctx: &Context) -> Result<(), AppError> {
     }
 }
 
-/// Installs the tracing subscriber on stderr: human or JSON, level from -v/-q or `RUST_LOG`.
-fn init_logging(ctx: &Context) {
+/// Installs the tracing subscriber on stderr: human or JSON, level from -v/-q or `RUST_LOG`
+/// (`warn` by default for commands whose own output is the point, `info` otherwise).
+fn init_logging(ctx: &Context, quiet_by_default: bool) {
     use tracing_subscriber::EnvFilter;
     let default_level = match ctx.verbosity {
         i8::MIN..=-1 => "error",
+        0 if quiet_by_default => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
