@@ -105,7 +105,14 @@ pub struct Channel<const RX: usize, const TX: usize> {
     ack_due: Option<Instant>,
     unacked: u8,
     auto_ack: bool,
+    /// Keep the completed message (see [`Channel::hold_message`]).
+    hold: bool,
+    /// A short message received while holding.
+    rx_side: Vec<u8, HELD_SIDE_MESSAGE_LEN>,
 }
+
+/// Longest message a channel accepts while it holds a completed one (an Abort is 2 bytes).
+pub const HELD_SIDE_MESSAGE_LEN: usize = 16;
 
 impl<const RX: usize, const TX: usize> Drop for Channel<RX, TX> {
     fn drop(&mut self) {
@@ -150,6 +157,8 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             ack_due: None,
             unacked: 0,
             auto_ack: true,
+            hold: false,
+            rx_side: Vec::new(),
         }
     }
 
@@ -193,6 +202,9 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
     /// placeholders: the owner must not feed the channel frames again before
     /// [`Channel::reset`] (the enrollee only does while its session is active).
     pub fn wipe(&mut self) {
+        self.hold = false;
+        self.rx_side.as_mut_slice().zeroize();
+        self.rx_side.clear();
         self.rx_buf.zeroize();
         self.tx_msg.as_mut_slice().zeroize();
         self.tx_msg.clear();
@@ -251,9 +263,29 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
         self.next_seq as u16
     }
 
-    /// The completed received message, if any (until the next message starts arriving).
+    /// The completed received message, if any (until the next message starts arriving,
+    /// unless it is held).
     pub fn message(&self) -> Option<&[u8]> {
         self.rx_complete.map(|len| &self.rx_buf[..len])
+    }
+
+    /// Keeps the completed message in [`Channel::message`] until [`Channel::reset`]: later
+    /// messages never overwrite it. Only single-fragment messages of at most
+    /// [`HELD_SIDE_MESSAGE_LEN`] bytes are accepted next to it (in order, each replacing the
+    /// previous one in [`Channel::side_message`]); anything else is rejected. The enrollee
+    /// holds a validated Config this way, so that only an Abort can follow it.
+    pub fn hold_message(&mut self) {
+        self.hold = self.rx_complete.is_some();
+    }
+
+    /// The latest short message received while holding (see [`Channel::hold_message`]).
+    pub fn side_message(&self) -> Option<&[u8]> {
+        (self.hold && !self.rx_side.is_empty()).then_some(self.rx_side.as_slice())
+    }
+
+    /// Whether the completed message is held.
+    pub fn is_holding(&self) -> bool {
+        self.hold
     }
 
     /// Sequence number of the next fragment expected from the peer: 0 until the first
@@ -361,6 +393,26 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             return Ok(outcome);
         }
         let end = h.flags & FLAG_END != 0;
+        if self.hold {
+            // Keep the held message: accept only a short single-fragment message, in order.
+            let fits =
+                end && ahead == 0 && h.seq == self.rx_msg_start && n <= HELD_SIDE_MESSAGE_LEN;
+            if fits {
+                self.rx_side.as_mut_slice().zeroize();
+                self.rx_side.clear();
+                let _ = self.rx_side.extend_from_slice(&frag[..n]);
+            }
+            frag.zeroize();
+            if !fits {
+                return Err(ChannelError::Rejected);
+            }
+            self.rcv_next += 1;
+            self.rx_msg_start = self.rcv_next;
+            self.unacked = self.unacked.saturating_add(1);
+            self.schedule_ack(now, true);
+            outcome.message_complete = true;
+            return Ok(outcome);
+        }
         if self.rx_complete.is_some() {
             // A new message begins: the previous one is released.
             self.rx_complete = None;
@@ -612,6 +664,43 @@ mod tests {
         assert!(a.tx_idle());
         // Replaying an older Ack (lower counter) is refused.
         assert_eq!(a.handle_ack(104, &acks[0].0), Err(ChannelError::Rejected));
+    }
+
+    #[test]
+    fn a_held_message_is_never_overwritten_and_only_short_messages_follow_it() {
+        let (mut a, mut b) = pair();
+        let config: std::vec::Vec<u8> = (0..500u32).map(|i| i as u8).collect();
+        a.send(0, &config).unwrap();
+        for (f, _) in drain(&mut a, 0) {
+            b.handle_data(1, &f).unwrap();
+        }
+        assert_eq!(b.message(), Some(&config[..]));
+        b.hold_message();
+        let ack = b.force_ack(1, 0).unwrap();
+        a.handle_ack(2, &ack).unwrap();
+        // A second long message is refused fragment by fragment; the held one stays.
+        a.send(3, &[7; 300]).unwrap();
+        for (f, _) in drain(&mut a, 3) {
+            assert_eq!(b.handle_data(4, &f), Err(ChannelError::Rejected));
+        }
+        assert_eq!(b.message(), Some(&config[..]));
+        assert_eq!(b.side_message(), None);
+        // A short message (an Abort) arrives on the side, still without touching it.
+        let (mut a, mut b) = pair();
+        a.send(0, &config).unwrap();
+        for (f, _) in drain(&mut a, 0) {
+            b.handle_data(1, &f).unwrap();
+        }
+        b.hold_message();
+        let ack = b.force_ack(1, 0).unwrap();
+        a.handle_ack(2, &ack).unwrap();
+        a.send(3, &[9, 1]).unwrap();
+        let f = drain(&mut a, 3).remove(0).0;
+        assert!(b.handle_data(4, &f).unwrap().message_complete);
+        assert_eq!(b.side_message(), Some(&[9, 1][..]));
+        assert_eq!(b.message(), Some(&config[..]));
+        // Its duplicate is acknowledged and not re-delivered.
+        assert!(b.handle_data(5, &f).unwrap().duplicate);
     }
 
     #[test]

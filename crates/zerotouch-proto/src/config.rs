@@ -472,7 +472,8 @@ impl<'a> ConfigView<'a> {
                 ENTRY_SETTING => {
                     settings_started = true;
                     let (key, _) = parse_setting(entry)?;
-                    // Quadratic, but bounded: at most MAX_CONFIG_LEN / 5 settings.
+                    // Quadratic, but bounded: at most MAX_CONFIG_LEN / 5 = 1638 settings (about
+                    // 1.34 M comparisons), and only on authenticated input (PROTOCOL.md §7).
                     let earlier = Entries { rest: bytes }.take(index);
                     if earlier
                         .filter_map(|e| setting_key(e.ok()?))

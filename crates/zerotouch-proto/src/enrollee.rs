@@ -745,7 +745,13 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let Some(s) = self.session.get_mut() else {
             return;
         };
-        let Some(msg) = s.channel.message() else {
+        // After a validated Config the channel holds it: what follows arrives on the side.
+        let msg = if s.channel.is_holding() {
+            s.channel.side_message()
+        } else {
+            s.channel.message()
+        };
+        let Some(msg) = msg else {
             return;
         };
         match msg.first().copied() {
@@ -771,6 +777,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                         let tofu = s.owner.is_none();
                         s.owner = Some(owner);
                         s.config_ok = true;
+                        // `config()` returns this message until the attempt ends; after it
+                        // only an Abort is accepted.
+                        s.channel.hold_message();
                         s.phase = Phase::Joining;
                         let configurator = s.cert.subject;
                         self.state = EnrolleeState::Joining;
