@@ -61,7 +61,9 @@ pub struct EnrolleeSettings {
     /// The channel that worked last time: tried first.
     pub last_channel: Option<u8>,
     /// Best known Unix time (RTC, or the highest authenticated time seen so far; 0 = unknown).
-    /// Certificates that expired before it are rejected.
+    /// Certificates that expired before it are rejected. A provisioning advances it to the
+    /// configurator's time, which is bounded by that configurator's certificate `not_after`
+    /// (PROTOCOL.md §6: a configurator with a wrong clock can push it that far, no further).
     pub known_unix_time: u32,
     /// Timers.
     pub timing: EnrolleeTiming,
