@@ -704,6 +704,16 @@ mod tests {
     }
 
     #[test]
+    fn ack_counter_65535_is_never_used() {
+        let (mut a, mut b) = pair();
+        b.next_ack_counter = u32::from(u16::MAX) - 1;
+        let last = b.force_ack(0, 0).unwrap();
+        assert_eq!(&last[8..10], &[0xff, 0xfe]);
+        a.handle_ack(0, &last).unwrap();
+        assert_eq!(b.force_ack(0, 0), Err(ChannelError::Exhausted));
+    }
+
+    #[test]
     fn gives_up_after_max_retries_and_rejects_tampering() {
         let (mut a, mut b) = pair();
         a.send(0, b"status").unwrap();

@@ -566,3 +566,26 @@ fn forged_challenges_are_counted_but_never_bury_other_events() {
     assert_eq!(rejections, 1, "{events:?}");
     assert_eq!(p.enrollee.stats().configurators_rejected, 20);
 }
+
+#[test]
+fn a_burst_of_spoofed_announces_is_bounded_by_the_handshake_budget() {
+    use zerotouch_proto::configurator::HANDSHAKE_BURST;
+    let suite = SuiteId::Ed25519;
+    let keys = Keys::new(suite, 51);
+    let mut p = Pair::new(&keys);
+    let template = p.enrollee_out().remove(0);
+    let mut rng = ChaCha20Rng::seed_from_u64(6);
+    let spoofs = 200u16;
+    for n in 0..spoofs {
+        let victim = SigningIdentity::generate(suite, &mut rng);
+        p.allowlist.insert(victim.public_key().key_hash());
+        let fake = spoofed_announce(&template, suite, victim.public_key().as_wire(), &mut rng);
+        p.deliver_to_configurator(0, spoofed_addr(n), &fake);
+    }
+    let challenges = p.configurator_out().len() as u64;
+    assert_eq!(challenges, HANDSHAKE_BURST);
+    assert_eq!(
+        p.configurator.stats().throttled,
+        u64::from(spoofs) - HANDSHAKE_BURST
+    );
+}
