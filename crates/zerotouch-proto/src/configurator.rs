@@ -54,8 +54,9 @@ pub struct ConfiguratorLimits {
     /// retries). Unauthenticated handshakes have a separate pool of the same size, where the
     /// oldest is evicted for a new one.
     pub max_sessions: usize,
-    /// New handshakes started per allowlisted key per `rate_window_ms` (keyed by key hash,
-    /// not by the spoofable source address; the name is kept for compatibility).
+    /// Announcements accepted per allowlisted key per `rate_window_ms` (keyed by key hash
+    /// after the allowlist check, not by the spoofable source address; the name is kept for
+    /// compatibility).
     pub per_source_burst: u16,
     /// Rate-limit window.
     pub rate_window_ms: u64,
@@ -234,8 +235,9 @@ pub const FINISHED_TABLE_CAP: usize = 4096;
 /// Re-acknowledgements sent for one finished session at most (a replayed join report cannot
 /// keep the configurator transmitting).
 pub const MAX_REACKS: u8 = 8;
-/// Concurrent handshakes (Challenged sessions) per key, one per distinct announcement: a
-/// replayed old Announce cannot block the device's fresh one (PROTOCOL.md §9.5).
+/// Concurrent handshakes (Challenged sessions) per key, one per distinct announcement; a
+/// newer Announce of the key replaces its oldest handshake, so replayed or spoofed
+/// Announces cannot block the device's fresh one (PROTOCOL.md §9.5).
 pub const MAX_HANDSHAKES_PER_KEY: usize = 2;
 /// Abort reason: the device was revoked.
 pub const ABORT_REVOKED: u8 = 1;
