@@ -961,8 +961,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         self.radio_channel
     }
 
-    /// The received configuration (from [`EnrolleeEvent::ConfigReceived`] until the next
-    /// attempt starts).
+    /// The validated configuration, from [`EnrolleeEvent::ConfigReceived`] until the attempt
+    /// ends: read it on that event. Once [`EnrolleeEvent::Provisioned`] is reported the
+    /// session's keys and buffers are wiped (forward secrecy) and this returns `None`.
     pub fn config(&self) -> Option<ConfigView<'_>> {
         let s = self.session.get()?;
         if !s.config_ok {
