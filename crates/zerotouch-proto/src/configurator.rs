@@ -213,9 +213,9 @@ impl Default for ConfiguratorLimits {
 pub const RATE_TABLE_CAP: usize = 1024;
 /// Handshakes (signatures) started per second at most, over all keys: bounds the CPU an
 /// attacker replaying heard identity keys can consume (PROTOCOL.md §9.5).
-pub const HANDSHAKES_PER_SECOND: u64 = 64;
+pub const HANDSHAKES_PER_SECOND: u64 = 256;
 /// Handshakes that may start at once after an idle period (token bucket depth).
-pub const HANDSHAKE_BURST: u64 = 64;
+pub const HANDSHAKE_BURST: u64 = 128;
 /// An unauthenticated (Challenged) handshake lives at most this long. A genuine enrollee
 /// answers within its dwell (150 ms) plus a round trip, or re-announces; a spoofed
 /// handshake never gets a valid Response and must not hold a slot for long.

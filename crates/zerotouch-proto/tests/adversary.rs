@@ -225,11 +225,15 @@ struct Pair {
 
 impl Pair {
     fn new(keys: &Keys) -> Self {
+        Self::with_limits(keys, ConfiguratorLimits::default())
+    }
+
+    fn with_limits(keys: &Keys, limits: ConfiguratorLimits) -> Self {
         let settings = ConfiguratorSettings {
             identities: [keys.identity(&keys.owner)].into_iter().collect(),
             channel: C_CHANNEL,
             unix_time: UNIX_TIME,
-            limits: ConfiguratorLimits::default(),
+            limits,
         };
         let mut allowlist = BTreeSet::new();
         allowlist.insert(keys.enrollee.public_key().key_hash());
@@ -572,7 +576,12 @@ fn a_burst_of_spoofed_announces_is_bounded_by_the_handshake_budget() {
     use zerotouch_proto::configurator::HANDSHAKE_BURST;
     let suite = SuiteId::Ed25519;
     let keys = Keys::new(suite, 51);
-    let mut p = Pair::new(&keys);
+    // Room for every spoof, so that only the budget limits them.
+    let limits = ConfiguratorLimits {
+        max_sessions: 1_000,
+        ..ConfiguratorLimits::default()
+    };
+    let mut p = Pair::with_limits(&keys, limits);
     let template = p.enrollee_out().remove(0);
     let mut rng = ChaCha20Rng::seed_from_u64(6);
     let spoofs = 200u16;
