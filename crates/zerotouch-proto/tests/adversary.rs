@@ -598,3 +598,59 @@ fn a_burst_of_spoofed_announces_is_bounded_by_the_handshake_budget() {
         u64::from(spoofs) - HANDSHAKE_BURST
     );
 }
+
+#[test]
+fn an_unanswered_handshake_ends_within_its_short_life() {
+    use zerotouch_proto::configurator::CHALLENGED_LIFETIME_MS;
+    let keys = Keys::new(SuiteId::Ed25519, 52);
+    let mut p = Pair::new(&keys);
+    let real = p.enrollee_out().remove(0);
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let fake = spoofed_announce(
+        &real,
+        SuiteId::Ed25519,
+        keys.enrollee.public_key().as_wire(),
+        &mut rng,
+    );
+    p.deliver_to_configurator(0, spoofed_addr(1), &fake);
+    assert_eq!(p.configurator.session_count(), 1);
+    while let Some(t) = p.configurator.poll_timeout() {
+        if t > CHALLENGED_LIFETIME_MS {
+            break;
+        }
+        p.configurator.handle_timeout(t);
+        let _ = p.configurator_out();
+    }
+    assert_eq!(p.configurator.session_count(), 0);
+}
+
+#[test]
+fn a_provisioned_enrollee_keeps_no_session_secrets() {
+    let keys = Keys::new(SuiteId::Ed25519, 53);
+    let mut p = Pair::new(&keys);
+    let now = 0;
+    let (_, session) = p.handshake(now);
+    let config = config_object("correct horse", 0);
+    p.configurator
+        .provide_config(now, session, &config, &p.allowlist)
+        .expect("config accepted");
+    for f in p.configurator_out() {
+        p.enrollee.handle_frame(now, C_ADDR, &f);
+    }
+    while let Some(e) = p.enrollee.poll_event() {
+        if e == EnrolleeEvent::ConfigReceived {
+            assert!(p.enrollee.config().is_some());
+            p.enrollee.report_join(now, Ok(())).expect("join reported");
+        }
+    }
+    for f in p.enrollee_out() {
+        p.deliver_to_configurator(now, E_ADDR, &f);
+    }
+    p.configurator.confirm(now, session).expect("confirmed");
+    for f in p.configurator_out() {
+        p.enrollee.handle_frame(now, C_ADDR, &f);
+    }
+    assert_eq!(p.enrollee.state(), EnrolleeState::Provisioned);
+    // The channel (keys, reassembled credentials) is wiped once provisioned.
+    assert!(p.enrollee.config().is_none());
+}
