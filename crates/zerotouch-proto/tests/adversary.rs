@@ -1,5 +1,8 @@
 //! Active-attacker tests on one session: every single-bit flip of every frame, replays of
-//! a recorded earlier session, and random drop/duplicate/reorder schedules (proptest).
+//! a recorded earlier session, and random drop/duplicate/reorder schedules (proptest); then
+//! one regression test per attack from the security review (spoofed Announces of heard keys,
+//! spoofed source addresses, replayed Responses and fragments, forged Challenges, TOFU in
+//! Reconfigure mode, the handshake budget and life, wiped session secrets).
 
 mod common;
 
