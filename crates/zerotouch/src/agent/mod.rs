@@ -170,7 +170,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     }
     let mut state =
         AgentState::load(&args.state_dir).map_err(|e| AppError::Corrupt(e.to_string()))?;
-    let owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
+    let mut owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
         .map_err(|e| AppError::Usage(e.to_string()))?;
     if owners.len() > MAX_PINNED_OWNERS {
         return Err(AppError::Usage(format!(
@@ -234,6 +234,11 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         if !args.stay {
             return Ok(());
         }
+        // The committed state now holds the owner this provisioning pinned (trust on first
+        // use learns it here): a reconfiguration must require it, and the core rejects every
+        // configurator in reconfigure mode without one.
+        owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
+            .map_err(|e| AppError::Usage(e.to_string()))?;
         if !stay_until_join_fails(&args, &mut shutdown).await? {
             return Ok(());
         }
