@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 
 step() { printf '\n==> %s\n' "$*"; }
+# Every test runner's output is also kept here, for the closing count.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 
 # --- system packages the tests use for real: wpa_supplicant, hostapd, tshark, PostgreSQL, sqlite3 ---
 need_pkgs=()
@@ -40,8 +43,13 @@ step "protocol core builds alone for riscv32imc-unknown-none-elf (ESP32-C3), no 
 cargo build -p zerotouch-proto --target riscv32imc-unknown-none-elf --release --locked
 
 step "tests"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "ESP32-C3 enrollee firmware: release build, sizes, host tests of its flash store"
 # No ESP32-C3 here: this proves the firmware builds against the core tested above.
-LINT=1 bash firmware/build.sh
+LINT=1 bash firmware/build.sh 2>&1 | tee -a "$results"
+
+# One closing line over every test binary above (cargo prints one result line per binary).
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' "$results" | awk '{n += $4} END {print n + 0}')
+failed=$(grep -Eo 'test result: [A-Z]+\. [0-9]+ passed; [0-9]+ failed' "$results" | awk '{n += $6} END {print n + 0}')
+printf '\nzerotouch: %d passed, %d failed\n' "$passed" "$failed"
