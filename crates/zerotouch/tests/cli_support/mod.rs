@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 pub struct Env {
     /// Holds the temporary directory for the test's lifetime.
     pub dir: tempfile::TempDir,
+    /// `RUST_LOG` for the commands run (the end-to-end tests want the daemon's info lines).
+    pub log_level: &'static str,
 }
 
 impl Env {
@@ -16,6 +18,7 @@ impl Env {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
+            log_level: "warn",
         }
     }
 
@@ -38,7 +41,7 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("ZEROTOUCH_REGISTRY", self.registry())
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", self.log_level);
         cmd
     }
 

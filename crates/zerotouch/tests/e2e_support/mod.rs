@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,14 +20,26 @@ use zerotouch_proto::enrollee::{Enrollee, EnrolleeEvent, EnrolleeSettings, Enrol
 use zerotouch_proto::uri::BootstrapUri;
 use zerotouch_proto::{Addr, AnnounceMode, SigningIdentity, SuiteId};
 
-/// A test environment: temporary directory, registry path, private link.
+#[path = "../cli_support/mod.rs"]
+mod cli_support;
+
+/// A test environment: the CLI tests' registry environment (temporary directory, registry,
+/// `cmd`/`run`/`ok`, reached through `Deref`) plus a private link.
 pub struct Env {
-    /// Holds the directory for the test's lifetime.
-    pub dir: tempfile::TempDir,
+    /// The registry environment, logging at info level.
+    pub base: cli_support::Env,
     /// `--link` value of this test's private UDP link.
     pub link: String,
     /// The link's group and port.
     pub group: SocketAddrV4,
+}
+
+impl std::ops::Deref for Env {
+    type Target = cli_support::Env;
+
+    fn deref(&self) -> &cli_support::Env {
+        &self.base
+    }
 }
 
 static NEXT_GROUP: AtomicU16 = AtomicU16::new(1);
@@ -41,7 +53,10 @@ fn free_port() -> u16 {
 impl Env {
     /// A fresh environment with its own multicast group and port.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let base = cli_support::Env {
+            log_level: "info",
+            ..cli_support::Env::new()
+        };
         let n = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id() as u16;
         let group = SocketAddrV4::new(
@@ -51,49 +66,8 @@ impl Env {
         Self {
             link: format!("udp:{group}"),
             group,
-            dir,
+            base,
         }
-    }
-
-    /// The registry file.
-    pub fn registry(&self) -> PathBuf {
-        self.dir.path().join("registry.db")
-    }
-
-    /// A path inside the temporary directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A `zerotouch` command with a clean environment pointing at this registry.
-    pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerotouch"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("ZEROTOUCH_REGISTRY", self.registry())
-            .env("RUST_LOG", "info");
-        cmd
-    }
-
-    /// Runs `zerotouch ARGS`.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("run zerotouch")
-    }
-
-    /// Runs `zerotouch ARGS`, asserts success, returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "zerotouch {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
     /// `fleet init` and a default profile whose network has a per-device PSK.
