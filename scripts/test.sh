@@ -42,6 +42,9 @@ step "protocol core builds alone for riscv32imc-unknown-none-elf (ESP32-C3), no 
 # Built on its own so that no host feature unified by the workspace can leak in.
 cargo build -p zerotouch-proto --target riscv32imc-unknown-none-elf --release --locked
 
+step "radio-bridge protocol builds alone for riscv32imc-unknown-none-elf (ESP32-C3), no std"
+cargo build -p zerotouch-bridge --target riscv32imc-unknown-none-elf --release --locked
+
 step "tests"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
