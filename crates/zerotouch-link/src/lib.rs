@@ -3,12 +3,14 @@
 //! - [`espnow`]: the ESP-NOW 802.11 vendor-specific action frame codec (zero-copy view,
 //!   builder, FCS, retry de-duplication), checked against real captures and tshark.
 //! - [`radiotap`]: the minimal radiotap header that monitor-mode captures and injection use.
+//! - [`serial`]: the host side of an ESP32-C3 radio bridge on a serial port (zerotouch-bridge).
 //! - [`udp`]: a UDP multicast link that carries the same ESP-NOW frames between processes
 //!   on one host or LAN segment, with ESP-NOW addressing and channel semantics.
 //! - [`derive_mac`]: stable locally administered MAC addresses for Linux processes.
 
 pub mod espnow;
 pub mod radiotap;
+pub mod serial;
 pub mod udp;
 
 use sha2::{Digest, Sha256};
