@@ -2,12 +2,14 @@
 //!
 //! - [`espnow`]: the ESP-NOW 802.11 vendor-specific action frame codec (zero-copy view,
 //!   builder, FCS, retry de-duplication), checked against real captures and tshark.
+//! - [`pcap`]: pcapng captures (radiotap + 802.11) of what a link sends and hears (`--pcap`).
 //! - [`radiotap`]: the minimal radiotap header that monitor-mode captures and injection use.
 //! - [`udp`]: a UDP multicast link that carries the same ESP-NOW frames between processes
 //!   on one host or LAN segment, with ESP-NOW addressing and channel semantics.
 //! - [`derive_mac`]: stable locally administered MAC addresses for Linux processes.
 
 pub mod espnow;
+pub mod pcap;
 pub mod radiotap;
 pub mod udp;
 
