@@ -28,6 +28,7 @@ use tokio::net::UdpSocket;
 use zerotouch_proto::{Addr, MAX_FRAME, Transmit};
 
 use crate::espnow::{self, EspNowFrame, EspNowRepr, Fcs};
+use crate::pcap::Capture;
 
 /// Magic that starts every link datagram (zerotouch link, format 1).
 pub const MAGIC: [u8; 4] = *b"ZTL1";
@@ -177,6 +178,7 @@ pub struct UdpLink {
     channel: AtomicU8,
     sequence: AtomicU16,
     counters: Counters,
+    capture: Option<Capture>,
 }
 
 impl fmt::Debug for UdpLink {
@@ -224,7 +226,21 @@ impl UdpLink {
             channel: AtomicU8::new(channel),
             sequence: AtomicU16::new(0),
             counters: Counters::default(),
+            capture: None,
         })
+    }
+
+    /// Records every frame this endpoint sends and delivers into `capture` (`--pcap`).
+    pub fn with_capture(mut self, capture: Capture) -> Self {
+        self.capture = Some(capture);
+        self
+    }
+
+    /// Taps the 802.11 frame of a datagram that was sent or delivered.
+    fn tap(&self, channel: u8, datagram: &[u8]) {
+        if let Some(capture) = &self.capture {
+            capture.frame(channel, None, &datagram[DATAGRAM_HEADER_LEN..]);
+        }
     }
 
     /// Our MAC address.
@@ -275,6 +291,7 @@ impl UdpLink {
         let len = self.build_datagram(dst, channel, frame, &mut datagram)?;
         self.socket.send_to(&datagram[..len], self.group).await?;
         bump(&self.counters.sent);
+        self.tap(channel, &datagram[..len]);
         Ok(())
     }
 
@@ -313,6 +330,7 @@ impl UdpLink {
             let (len, _from) = self.socket.recv_from(&mut buffer).await?;
             if let Some(received) = self.accept(&buffer[..len]) {
                 bump(&self.counters.delivered);
+                self.tap(received.channel, &buffer[..len]);
                 return Ok(received);
             }
         }

@@ -1,5 +1,5 @@
 //! The ESP-NOW codec and radiotap reader against real captures from Espressif chips
-//! (`shared/vectors/espnow`, see its README): exact addresses, bodies, FCS verdicts.
+//! (`tests/data/espnow`, see its README for provenance): exact addresses, bodies, FCS verdicts.
 
 use std::fs::File;
 
@@ -12,11 +12,11 @@ use zerotouch_proto::Addr;
 
 const ENIGMA: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/espnow/enigmaiot-unicast.pcapng"
+    "/tests/data/espnow/enigmaiot-unicast.pcapng"
 );
 const SCAPY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/vectors/espnow/scapy-esp-now-broadcast.pcap"
+    "/tests/data/espnow/scapy-esp-now-broadcast.pcap"
 );
 
 const ESP_A: Addr = Addr([0x5e, 0xcf, 0x7f, 0x2c, 0x18, 0x09]);

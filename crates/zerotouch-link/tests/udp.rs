@@ -329,3 +329,70 @@ async fn run_child(group: &str, seed: &str) {
         }
     }
 }
+
+/// Packets (radiotap + 802.11) of a pcapng file, after checking its link type.
+fn pcapng_packets(path: &std::path::Path) -> Vec<Vec<u8>> {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let file = std::fs::File::open(path).expect("open capture");
+    let mut reader = PcapNgReader::new(file).expect("pcapng header");
+    let mut packets = Vec::new();
+    while let Some(block) = reader.next_block() {
+        if let Block::EnhancedPacket(packet) = block.expect("pcapng block") {
+            packets.push(packet.data.into_owned());
+        }
+    }
+    assert_eq!(
+        reader.interfaces()[0].linktype,
+        pcap_file::DataLink::IEEE802_11_RADIOTAP
+    );
+    packets
+}
+
+#[tokio::test]
+async fn capture_records_sent_and_delivered_frames_as_radiotap_espnow() {
+    use zerotouch_link::espnow::{EspNowFrame, Fcs};
+    use zerotouch_link::pcap::Capture;
+    use zerotouch_link::radiotap::Radiotap;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("link.pcapng");
+    let capture = Capture::create(&path).expect("create capture");
+    let a = UdpLink::bind(fresh_config("cap-a", 11))
+        .expect("bind")
+        .with_capture(capture.clone());
+    let b = join(&a, "cap-b", 11);
+    a.send_to(Addr::BROADCAST, 11, b"from a")
+        .await
+        .expect("send");
+    assert_eq!(&recv(&b).await.frame[..], b"from a");
+    b.send_to(a.local_addr(), 11, b"from b")
+        .await
+        .expect("send");
+    assert_eq!(&recv(&a).await.frame[..], b"from b");
+    assert!(capture.is_open());
+
+    // Both writes are on disk now: each block goes out in one write, nothing is buffered.
+    let packets = pcapng_packets(&path);
+    assert_eq!(packets.len(), 2);
+    let expected = [
+        (a.local_addr(), Addr::BROADCAST, &b"from a"[..]),
+        (b.local_addr(), a.local_addr(), &b"from b"[..]),
+    ];
+    for (packet, (src, dst, body)) in packets.iter().zip(expected) {
+        let radiotap = Radiotap::parse(packet).expect("radiotap");
+        assert_eq!(radiotap.header.channel.map(|c| c.0), Some(2462));
+        assert!(radiotap.header.has_fcs());
+        let frame = EspNowFrame::new_checked(radiotap.frame).expect("ESP-NOW frame");
+        assert_eq!((frame.src(), frame.dst(), frame.body()), (src, dst, body));
+        assert_eq!(frame.addr3(), Addr::BROADCAST, "as an ESP32 sends it");
+        assert!(matches!(frame.fcs(), Fcs::Valid(_)));
+    }
+}
+
+#[test]
+fn capture_in_a_missing_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let error = zerotouch_link::pcap::Capture::create(dir.path().join("no/such/dir.pcapng"))
+        .expect_err("directory does not exist");
+    assert_eq!(error.kind(), io::ErrorKind::NotFound);
+}

@@ -6,15 +6,21 @@
 //! simulator, with N real enrollees around it on a lossy channel. Every registry write is
 //! real (SQLite, audit log included); only the radio and the clock are simulated. It ends
 //! with a summary and leaves the registry behind for `zerotouch log` and friends.
+//! `--pcap FILE` records every frame on the simulated air as the ESP-NOW 802.11 frames an
+//! ESP32 would send, stamped with virtual time from the start of the run.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 use zeroize::Zeroizing;
+use zerotouch_link::espnow::{ESPNOW_VERSION_1, EspNowRepr};
+use zerotouch_link::pcap::PcapWriter;
 use zerotouch_proto::configurator::{
     ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
 };
@@ -22,7 +28,10 @@ use zerotouch_proto::enrollee::{EnrolleeSettings, EnrolleeTiming};
 use zerotouch_proto::{
     Addr, AnnounceMode, ConfiguratorCert, Instant, SigningIdentity, SuiteId, Transmit,
 };
-use zerotouch_sim::{ApModel, EnrolleeNode, LinkModel, Node, NodeId, RadioConfig, Simulator};
+use zerotouch_sim::{
+    Adversary, AirFrame, ApModel, EnrolleeNode, LinkModel, Node, NodeId, RadioConfig, Simulator,
+    Verdict,
+};
 use zerotouch_store::{
     CredentialSpec, DeviceFilter, FleetKeys, NetworkSpec, NewDevice, Profile, Registry,
     SecretKeySource, SecurityKind,
@@ -74,6 +83,11 @@ pub struct DemoArgs {
     /// Give up after this much virtual time (seconds).
     #[arg(long, default_value_t = 600)]
     pub max_virtual_secs: u64,
+
+    /// Record every frame on the simulated air into FILE (pcapng, radiotap + 802.11; open
+    /// it in Wireshark with tools/wireshark/zerotouch.lua).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -150,6 +164,10 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<(), AppError> {
             registry_path.display()
         )));
     }
+    let capture = match &args.pcap {
+        Some(path) => Some(AirCapture::create(path)?),
+        None => None,
+    };
     let registry_url = registry_path.to_string_lossy().into_owned();
     let key_file = Registry::default_key_file(&registry_path);
     let mut registry = Registry::open(&registry_url, SecretKeySource::File(key_file)).await?;
@@ -269,6 +287,7 @@ pub async fn run(args: DemoArgs, ctx: &Context) -> Result<(), AppError> {
             unix_now,
             deadline_ms,
             progress,
+            capture,
         })
     })
     .await
@@ -459,6 +478,7 @@ struct SimSetup {
     unix_now: u32,
     deadline_ms: u64,
     progress: Progress,
+    capture: Option<AirCapture>,
 }
 
 struct SimOutcome {
@@ -498,6 +518,7 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         unix_now,
         deadline_ms,
         mut progress,
+        capture,
     } = setup;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0fde);
     let radio = RadioConfig {
@@ -506,6 +527,9 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
         ..RadioConfig::default()
     };
     let mut sim = Simulator::new(radio, rng.next_u64());
+    if let Some(capture) = capture {
+        sim.set_adversary(Box::new(capture));
+    }
 
     let snapshot = handle.block_on(registry.allowlist_snapshot())?;
     let settings = ConfiguratorSettings {
@@ -708,5 +732,69 @@ impl Node for RegistryConfiguratorNode {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+/// `--pcap` for the simulated radio: a passive listener on every channel that writes each
+/// frame as it ends on air (before loss, like a sniffer next to the sender).
+struct AirCapture {
+    writer: Option<PcapWriter>,
+    /// Wall-clock start of the run: packet time = start + virtual time.
+    start: Duration,
+    /// 802.11 sequence counters per sender, as each radio keeps its own.
+    sequence: HashMap<Addr, u16>,
+}
+
+impl AirCapture {
+    fn create(path: &Path) -> Result<Self, AppError> {
+        let writer = PcapWriter::create(path).map_err(|e| {
+            AppError::io(
+                format!(
+                    "cannot create the capture file {} (does its directory exist and is it writable?)",
+                    path.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(Self {
+            writer: Some(writer),
+            start: zerotouch_link::pcap::now(),
+            sequence: HashMap::new(),
+        })
+    }
+
+    fn next_sequence(&mut self, src: Addr) -> u16 {
+        let counter = self.sequence.entry(src).or_default();
+        let sequence = *counter;
+        *counter = (sequence + 1) & 0x0fff;
+        sequence
+    }
+}
+
+impl Adversary for AirCapture {
+    fn on_air(&mut self, _now_us: u64, frame: &AirFrame) -> Verdict {
+        let sequence_number = self.next_sequence(frame.src);
+        let Some(writer) = self.writer.as_mut() else {
+            return Verdict::Deliver;
+        };
+        let id = frame.id.to_be_bytes();
+        let repr = EspNowRepr {
+            retry: false,
+            duration: 0,
+            dst: frame.dst,
+            src: frame.src,
+            addr3: Addr::BROADCAST,
+            sequence_number,
+            // ESP-NOW's random bytes are opaque; the transmission id keeps them distinct.
+            random: [id[4], id[5], id[6], id[7]],
+            version: ESPNOW_VERSION_1,
+            body: &frame.bytes,
+        };
+        let timestamp = self.start + Duration::from_micros(frame.start_us);
+        if let Err(error) = writer.write_espnow(timestamp, frame.channel, None, &repr) {
+            tracing::warn!(%error, "cannot write the capture file; capture stopped, the demo goes on");
+            self.writer = None;
+        }
+        Verdict::Deliver
     }
 }

@@ -23,7 +23,7 @@ use self::apply::{ApplyTarget, DeliveredConfig};
 use self::join::{JoinCheck, run_join_check};
 use self::state::AgentState;
 use crate::cli::Context;
-use crate::daemon::link::{LinkSpec, open_link, sleep_until};
+use crate::daemon::link::{LinkSpec, open_capture, open_link, sleep_until};
 use crate::error::AppError;
 
 /// Arguments of `zerotouch enrollee run`.
@@ -37,6 +37,11 @@ pub struct RunArgs {
     /// The link to the configurator: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
+
+    /// Record every frame the agent sends and receives into FILE (pcapng, radiotap +
+    /// 802.11; open it in Wireshark with tools/wireshark/zerotouch.lua).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
 
     /// Where the received network configuration goes: `wpa-supplicant:PATH` (a complete
     /// wpa_supplicant.conf), `networkmanager:DIR` (keyfiles), `exec:CMD` (credentials in
@@ -208,11 +213,13 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         }
     }
 
+    let capture = open_capture(args.pcap.as_deref())?;
     let link = open_link(
         &args.link,
         zerotouch_link::derive_mac(&public.key_hash().0),
         1,
         None,
+        capture,
     )
     .await?;
     let mut mode = start_mode(&state, args.reconfigure);

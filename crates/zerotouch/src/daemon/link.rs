@@ -3,11 +3,16 @@
 //! `udp` is the UDP multicast link of `zerotouch-link` with its defaults (group
 //! 239.255.90.1, port 47470, on loopback); `udp:GROUP:PORT` picks another group (or a
 //! broadcast address) and port, so several independent test fleets can share a host.
+//!
+//! `--pcap FILE` ([`open_capture`]) records what the link sends and delivers as pcapng
+//! (radiotap + the 802.11 frames), whatever the link.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
 use std::str::FromStr;
 
+use zerotouch_link::pcap::Capture;
 use zerotouch_link::udp::{DEFAULT_GROUP, DEFAULT_PORT, UdpLink, UdpLinkConfig};
 use zerotouch_proto::{Addr, Transmit};
 
@@ -69,13 +74,32 @@ pub struct Link {
     udp: UdpLink,
 }
 
+/// Creates the `--pcap` capture file, if one was asked for.
+pub fn open_capture(path: Option<&Path>) -> Result<Option<Capture>, AppError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let capture = Capture::create(path).map_err(|e| {
+        AppError::io(
+            format!(
+                "cannot create the capture file {} (does its directory exist and is it writable?)",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    tracing::info!(path = %path.display(), "capturing the link's frames (pcapng, radiotap + 802.11)");
+    Ok(Some(capture))
+}
+
 /// Joins the link as `mac`, listening on `channel`, through the interface `iface`
-/// (loopback by default).
+/// (loopback by default), recording its frames into `capture` if given.
 pub async fn open_link(
     spec: &LinkSpec,
     mac: Addr,
     channel: u8,
     iface: Option<Ipv4Addr>,
+    capture: Option<Capture>,
 ) -> Result<Link, AppError> {
     let LinkSpec::Udp { group } = *spec;
     let mut config = UdpLinkConfig::new(mac, channel);
@@ -91,6 +115,10 @@ pub async fn open_link(
             e,
         )
     })?;
+    let udp = match capture {
+        Some(capture) => udp.with_capture(capture),
+        None => udp,
+    };
     Ok(Link { udp })
 }
 

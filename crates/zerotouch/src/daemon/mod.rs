@@ -29,7 +29,7 @@ use zerotouch_store::Fleet;
 use self::driver::{
     ALLOWLIST_POLL_MS, ConfiguratorDriver, JobOutcome, MAX_BATCH, RegistryJob, execute_batch,
 };
-use self::link::{LinkSpec, open_link};
+use self::link::{LinkSpec, open_capture, open_link};
 use crate::cli::Context;
 use crate::error::AppError;
 
@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// Most concurrent provisioning sessions.
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
+
+    /// Record every frame the daemon sends and receives into FILE (pcapng, radiotap +
+    /// 802.11; open it in Wireshark with tools/wireshark/zerotouch.lua).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// Unix time in seconds now (0 if the clock is before 1970).
@@ -175,7 +180,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let rng = rand_core::UnwrapErr(getrandom::SysRng);
     let mut driver = ConfiguratorDriver::new(settings, rng, snapshot);
 
-    let link = open_link(&args.link, addr, args.channel, args.iface).await?;
+    let capture = open_capture(args.pcap.as_deref())?;
+    let link = open_link(&args.link, addr, args.channel, args.iface, capture).await?;
     tracing::info!(
         registry = registry.location(),
         configurator = %configurator_id,
