@@ -28,6 +28,23 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 
+step "python cryptography package (for the independent spec check)"
+# tools/spec-check uses deterministic ECDSA signing (cryptography >= 44).
+cryptography_ok() {
+  python3 -c 'import sys, cryptography; sys.exit(int(cryptography.__version__.split(".")[0]) < 44)' 2>/dev/null
+}
+if ! cryptography_ok; then
+  python3 -m pip --version >/dev/null 2>&1 || {
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+  }
+  # --break-system-packages: Debian's Python refuses user installs without it (PEP 668).
+  python3 -m pip install --quiet --user --break-system-packages 'cryptography>=44' \
+    || python3 -m pip install --quiet --user 'cryptography>=44'
+  cryptography_ok
+fi
+
 step "rust targets"
 rustup target list --installed | grep -q riscv32imc-unknown-none-elf \
   || rustup target add riscv32imc-unknown-none-elf
@@ -44,6 +61,9 @@ cargo build -p zerotouch-proto --target riscv32imc-unknown-none-elf --release --
 
 step "radio-bridge protocol builds alone for riscv32imc-unknown-none-elf (ESP32-C3), no std"
 cargo build -p zerotouch-bridge --target riscv32imc-unknown-none-elf --release --locked
+
+step "PROTOCOL.md §10 vectors against an independent Python implementation of the spec"
+python3 tools/spec-check/spec_check.py PROTOCOL.md
 
 step "tests"
 cargo test --workspace --locked 2>&1 | tee -a "$results"

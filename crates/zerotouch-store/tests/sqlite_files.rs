@@ -307,6 +307,8 @@ async fn racing_writers_lose_no_audit_record_and_provision_exactly_once() {
     let first = Registry::open(&url, fixed_key(3)).await.expect("open 1");
     let second = Registry::open(&url, fixed_key(3)).await.expect("open 2");
     const DEVICES: u32 = 50;
+    // Each retry already waited the 5 s busy timeout: 6 in a row is half a minute stuck.
+    const MAX_BUSY_RETRIES: u32 = 6;
     let keys: Vec<KeyHash> = (0..DEVICES).map(|i| device(i).key_hash).collect();
     first
         .allow_many((0..DEVICES).map(device).collect())
@@ -324,9 +326,15 @@ async fn racing_writers_lose_no_audit_record_and_provision_exactly_once() {
             let mut newly = 0u64;
             for key in keys.iter() {
                 let mac = Addr([2, 0, 0, 0, u8::try_from(n).unwrap_or(0), 1]);
-                // Busy is the one error allowed to escape; the caller retries, as the daemon does.
+                // Busy is the one error allowed to escape; the caller retries, as the daemon
+                // does, but a bounded number of times: a write that stays busy is a failure,
+                // not a hang.
                 for step in 0..3 {
-                    loop {
+                    for attempt in 0.. {
+                        assert!(
+                            attempt < MAX_BUSY_RETRIES,
+                            "step {step} for {key} still busy after {MAX_BUSY_RETRIES} retries"
+                        );
                         let result = match step {
                             0 => registry.record_announced(key, mac).await.map(|()| false),
                             1 => registry.record_authenticated(key).await.map(|()| false),

@@ -7,7 +7,7 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{Env, UdpFleet, dpp_uri, write_uri_file};
-use zerotouch_proto::SuiteId;
+use zerotouch_proto::{KeyHash, SuiteId};
 use zerotouch_store::{AuditFilter, AuditKind, DeviceState};
 
 const FIRST: usize = 40;
@@ -61,26 +61,43 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
         Duration::from_secs(90),
         |n| n == FIRST + ADDED,
     );
-    // The revoked devices switch on after the revocation; the daemon must refuse them.
-    std::thread::sleep(Duration::from_millis(1200));
+    // The revoked devices switch on once the daemon has loaded the allowlist with every
+    // revocation in it; the daemon must refuse them.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let counter = runtime.block_on(async {
+        let registry = env.open_registry().await;
+        let counter = registry.change_counter().await.expect("change counter");
+        registry.close().await;
+        counter
+    });
+    daemon.wait_for_allowlist(counter, Duration::from_secs(10));
     let revoked_fleet = UdpFleet::start(env.group, held_back, 78);
-    let until = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < until {
-        assert!(
-            revoked_fleet.configs().iter().all(|&c| c == 0),
-            "a revoked device received a configuration"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Until the daemon has refused (and audited) every revoked device's announcement, none
+    // of them may have received a configuration.
+    runtime.block_on(async {
+        let registry = env.open_registry().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while refused_count(&registry, &revoked_keys).await < revoked_keys.len() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not refuse every revoked device within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        registry.close().await;
+    });
+    assert!(
+        revoked_fleet.configs().iter().all(|&c| c == 0),
+        "a revoked device received a configuration"
+    );
     drop(revoked_fleet);
     assert!(fleet.commits().iter().all(|&c| c == 1));
     drop(fleet);
     assert_eq!(daemon.terminate(), Some(0));
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     runtime.block_on(async {
         let registry = env.open_registry().await;
         for key in &revoked_keys {
@@ -110,4 +127,20 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
         }
         registry.close().await;
     });
+}
+
+/// How many of `keys` have a `refused` audit record.
+async fn refused_count(registry: &zerotouch_store::Registry, keys: &[KeyHash]) -> usize {
+    let mut refused = 0;
+    for key in keys {
+        let filter = AuditFilter {
+            key_hash: Some(*key),
+            limit: None,
+        };
+        let events = registry.audit_since(0, &filter).await.expect("audit");
+        if events.iter().any(|e| e.kind == AuditKind::Refused) {
+            refused += 1;
+        }
+    }
+    refused
 }

@@ -172,6 +172,49 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the daemon logs that it loaded an allowlist snapshot of registry change
+    /// `counter` or later (its "allowlist reloaded" line), or panics after `timeout`.
+    pub fn wait_for_allowlist(&self, counter: i64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self
+            .reloaded_counter()
+            .is_none_or(|loaded| loaded < counter)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not load registry change {counter} within {timeout:?}:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The change counter of the last "allowlist reloaded" line of the log, if any.
+    fn reloaded_counter(&self) -> Option<i64> {
+        let text = strip_ansi(&self.log_text());
+        let line = text
+            .lines()
+            .rev()
+            .find(|line| line.contains("allowlist reloaded"))?;
+        let value = line.split("counter=").nth(1)?;
+        let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`), which the log may carry.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Drop for Daemon {
