@@ -12,7 +12,7 @@ step() { printf '\n==> %s\n' "$*"; }
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 
-# --- system packages the tests use for real: wpa_supplicant, hostapd, tshark, PostgreSQL, sqlite3 ---
+# --- system packages the tests use for real: wpa_supplicant, hostapd, tshark, PostgreSQL, sqlite3, iproute2 ---
 need_pkgs=()
 command -v wpa_supplicant >/dev/null || need_pkgs+=(wpasupplicant)
 command -v tshark >/dev/null || need_pkgs+=(tshark)
@@ -20,6 +20,7 @@ command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
 command -v hostapd >/dev/null || need_pkgs+=(hostapd)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 command -v nm >/dev/null || need_pkgs+=(binutils)
+command -v ip >/dev/null || need_pkgs+=(iproute2)   # netns + veth for the monitor link tests
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -2,6 +2,7 @@
 //!
 //! - [`espnow`]: the ESP-NOW 802.11 vendor-specific action frame codec (zero-copy view,
 //!   builder, FCS, retry de-duplication), checked against real captures and tshark.
+//! - `monitor` (Linux): ESP-NOW over a Wi-Fi interface in monitor mode (AF_PACKET, BPF).
 //! - [`pcap`]: pcapng captures (radiotap + 802.11) of what a link sends and hears (`--pcap`).
 //! - [`radiotap`]: the minimal radiotap header that monitor-mode captures and injection use.
 //! - [`serial`]: the host side of an ESP32-C3 radio bridge on a serial port (zerotouch-bridge).
@@ -10,6 +11,8 @@
 //! - [`derive_mac`]: stable locally administered MAC addresses for Linux processes.
 
 pub mod espnow;
+#[cfg(target_os = "linux")]
+pub mod monitor;
 pub mod pcap;
 pub mod radiotap;
 pub mod serial;

@@ -34,7 +34,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
 
-    /// The link to the configurator: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    /// The link to the configurator: `udp` (loopback multicast defaults), `udp:GROUP:PORT`,
+    /// or `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 

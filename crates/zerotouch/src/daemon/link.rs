@@ -3,6 +3,9 @@
 //! `udp` is the UDP multicast link of `zerotouch-link` with its defaults (group
 //! 239.255.90.1, port 47470, on loopback); `udp:GROUP:PORT` picks another group (or a
 //! broadcast address) and port, so several independent test fleets can share a host.
+//! `monitor:IFACE` (Linux) sends and hears real ESP-NOW frames through a Wi-Fi interface
+//! in monitor mode; `monitor:IFACE?no-nl80211` skips the Wi-Fi checks so the raw socket
+//! runs on any interface (veth pairs in tests). See docs/monitor-mode.md.
 //!
 //! `--pcap FILE` ([`open_capture`]) records what the link sends and delivers as pcapng
 //! (radiotap + the 802.11 frames), whatever the link.
@@ -12,6 +15,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::str::FromStr;
 
+#[cfg(target_os = "linux")]
+use zerotouch_link::monitor::{MonitorConfig, MonitorLink};
 use zerotouch_link::pcap::Capture;
 use zerotouch_link::udp::{DEFAULT_GROUP, DEFAULT_PORT, UdpLink, UdpLinkConfig};
 use zerotouch_proto::{Addr, Transmit};
@@ -19,13 +24,42 @@ use zerotouch_proto::{Addr, Transmit};
 use crate::error::AppError;
 
 /// A parsed `--link` value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkSpec {
     /// UDP multicast (or broadcast) datagrams.
     Udp {
         /// Group (or broadcast address) and port.
         group: SocketAddrV4,
     },
+    /// A Wi-Fi interface in monitor mode (Linux).
+    Monitor {
+        /// Interface name.
+        iface: String,
+        /// `?no-nl80211`: no Wi-Fi checks, any interface.
+        raw: bool,
+    },
+}
+
+/// Parses the `IFACE[?no-nl80211]` of `monitor:`.
+fn parse_monitor(rest: &str) -> Result<LinkSpec, String> {
+    let (iface, raw) = match rest.split_once('?') {
+        None => (rest, false),
+        Some((iface, "no-nl80211")) => (iface, true),
+        Some((_, option)) => {
+            return Err(format!(
+                "unknown monitor link option `{option}`: the only one is `no-nl80211`"
+            ));
+        }
+    };
+    if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ', ':']) {
+        return Err(format!(
+            "`{iface}` is not an interface name (at most 15 characters, e.g. monitor:wlan1)"
+        ));
+    }
+    Ok(LinkSpec::Monitor {
+        iface: iface.to_owned(),
+        raw,
+    })
 }
 
 impl Default for LinkSpec {
@@ -53,10 +87,13 @@ impl FromStr for LinkSpec {
                 }
                 Ok(Self::Udp { group })
             }
+            Some(("monitor", rest)) => parse_monitor(rest),
             _ if s == "sim" || s.starts_with("sim:") => Err(
                 "the simulated radio runs inside one process: use `zerotouch demo` for it".into(),
             ),
-            _ => Err(format!("`{s}` is not a link: use udp or udp:GROUP:PORT")),
+            _ => Err(format!(
+                "`{s}` is not a link: use udp, udp:GROUP:PORT or monitor:IFACE"
+            )),
         }
     }
 }
@@ -65,13 +102,19 @@ impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Udp { group } => write!(f, "udp:{group}"),
+            Self::Monitor { iface, raw: false } => write!(f, "monitor:{iface}"),
+            Self::Monitor { iface, raw: true } => write!(f, "monitor:{iface}?no-nl80211"),
         }
     }
 }
 
 /// An open link endpoint.
-pub struct Link {
-    udp: UdpLink,
+pub enum Link {
+    /// UDP multicast.
+    Udp(UdpLink),
+    /// Monitor-mode Wi-Fi.
+    #[cfg(target_os = "linux")]
+    Monitor(MonitorLink),
 }
 
 /// Creates the `--pcap` capture file, if one was asked for.
@@ -101,7 +144,19 @@ pub async fn open_link(
     iface: Option<Ipv4Addr>,
     capture: Option<Capture>,
 ) -> Result<Link, AppError> {
-    let LinkSpec::Udp { group } = *spec;
+    match spec {
+        LinkSpec::Udp { group } => open_udp(*group, mac, channel, iface, capture),
+        LinkSpec::Monitor { iface, raw } => open_monitor(iface, *raw, mac, channel, capture),
+    }
+}
+
+fn open_udp(
+    group: SocketAddrV4,
+    mac: Addr,
+    channel: u8,
+    iface: Option<Ipv4Addr>,
+    capture: Option<Capture>,
+) -> Result<Link, AppError> {
     let mut config = UdpLinkConfig::new(mac, channel);
     config.group = group;
     if let Some(iface) = iface {
@@ -115,30 +170,83 @@ pub async fn open_link(
             e,
         )
     })?;
-    let udp = match capture {
+    Ok(Link::Udp(match capture {
         Some(capture) => udp.with_capture(capture),
         None => udp,
+    }))
+}
+
+#[cfg(target_os = "linux")]
+fn open_monitor(
+    iface: &str,
+    raw: bool,
+    mac: Addr,
+    channel: u8,
+    capture: Option<Capture>,
+) -> Result<Link, AppError> {
+    let config = MonitorConfig {
+        iface: iface.to_owned(),
+        mac,
+        channel,
+        raw,
     };
-    Ok(Link { udp })
+    let link = MonitorLink::open(&config)
+        .map_err(|e| AppError::io(format!("cannot open the monitor link on {iface}"), e))?;
+    if !raw {
+        tracing::warn!(
+            iface,
+            "channel and active monitor mode are not set by zerotouch: tune the card with `iw dev {iface} set channel N` and enable `iw dev {iface} set monitor active` (docs/monitor-mode.md), or unicast frames from ESP32s report failure"
+        );
+    }
+    Ok(Link::Monitor(match capture {
+        Some(capture) => link.with_capture(capture),
+        None => link,
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_monitor(
+    _iface: &str,
+    _raw: bool,
+    _mac: Addr,
+    _channel: u8,
+    _capture: Option<Capture>,
+) -> Result<Link, AppError> {
+    Err(AppError::Usage(
+        "the monitor link needs Linux (AF_PACKET); use --link udp here".into(),
+    ))
 }
 
 impl Link {
     /// Sends one frame.
     pub async fn send(&self, transmit: &Transmit) -> std::io::Result<()> {
-        self.udp.send(transmit).await
+        match self {
+            Link::Udp(udp) => udp.send(transmit).await,
+            #[cfg(target_os = "linux")]
+            Link::Monitor(monitor) => monitor.send(transmit).await,
+        }
     }
 
     /// The next frame for us: `(source, bytes)`.
     pub async fn recv(
         &self,
     ) -> std::io::Result<(Addr, heapless::Vec<u8, { zerotouch_proto::MAX_FRAME }>)> {
-        let received = self.udp.recv().await?;
+        let received = match self {
+            Link::Udp(udp) => udp.recv().await?,
+            #[cfg(target_os = "linux")]
+            Link::Monitor(monitor) => monitor.recv().await?,
+        };
         Ok((received.src, received.frame))
     }
 
     /// Retunes to `channel` (a bad channel is logged and ignored: the protocol never asks for one).
     pub fn set_channel(&self, channel: u8) {
-        if let Err(err) = self.udp.set_channel(channel) {
+        let result = match self {
+            Link::Udp(udp) => udp.set_channel(channel),
+            #[cfg(target_os = "linux")]
+            Link::Monitor(monitor) => monitor.set_channel(channel),
+        };
+        if let Err(err) = result {
             tracing::warn!(channel, %err, "cannot switch the link channel");
         }
     }
@@ -169,6 +277,25 @@ mod tests {
         assert!("udp:239.1.2.3:0".parse::<LinkSpec>().is_err());
         assert!("sim".parse::<LinkSpec>().unwrap_err().contains("demo"));
         assert!("tcp".parse::<LinkSpec>().is_err());
+        assert_eq!(
+            "monitor:wlan1".parse::<LinkSpec>(),
+            Ok(LinkSpec::Monitor {
+                iface: "wlan1".into(),
+                raw: false
+            })
+        );
+        let raw = "monitor:veth0?no-nl80211".parse::<LinkSpec>();
+        assert_eq!(
+            raw.as_ref().map(ToString::to_string),
+            Ok("monitor:veth0?no-nl80211".to_owned())
+        );
+        assert!(
+            "monitor:wlan1?fast"
+                .parse::<LinkSpec>()
+                .unwrap_err()
+                .contains("no-nl80211")
+        );
+        assert!("monitor:".parse::<LinkSpec>().is_err());
         assert_eq!(LinkSpec::default().to_string(), "udp:239.255.90.1:47470");
     }
 }

@@ -36,7 +36,8 @@ use crate::error::AppError;
 /// Arguments of `zerotouch configurator run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The link: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    /// The link: `udp` (loopback multicast defaults), `udp:GROUP:PORT`, or
+    /// `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux; see docs/monitor-mode.md).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 
