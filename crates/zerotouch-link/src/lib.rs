@@ -3,11 +3,13 @@
 //! - [`espnow`]: the ESP-NOW 802.11 vendor-specific action frame codec (zero-copy view,
 //!   builder, FCS, retry de-duplication), checked against real captures and tshark.
 //! - [`radiotap`]: the minimal radiotap header that monitor-mode captures and injection use.
+//! - [`bridge_emulator`]: a bridge without hardware (its core on a PTY, the UDP link as radio).
 //! - [`serial`]: the host side of an ESP32-C3 radio bridge on a serial port (zerotouch-bridge).
 //! - [`udp`]: a UDP multicast link that carries the same ESP-NOW frames between processes
 //!   on one host or LAN segment, with ESP-NOW addressing and channel semantics.
 //! - [`derive_mac`]: stable locally administered MAC addresses for Linux processes.
 
+pub mod bridge_emulator;
 pub mod espnow;
 pub mod radiotap;
 pub mod serial;
