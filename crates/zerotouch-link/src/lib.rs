@@ -5,11 +5,13 @@
 //! - `monitor` (Linux): ESP-NOW over a Wi-Fi interface in monitor mode (AF_PACKET, BPF).
 //! - [`pcap`]: pcapng captures (radiotap + 802.11) of what a link sends and hears (`--pcap`).
 //! - [`radiotap`]: the minimal radiotap header that monitor-mode captures and injection use.
+//! - [`bridge_emulator`]: a bridge without hardware (its core on a PTY, the UDP link as radio).
 //! - [`serial`]: the host side of an ESP32-C3 radio bridge on a serial port (zerotouch-bridge).
 //! - [`udp`]: a UDP multicast link that carries the same ESP-NOW frames between processes
 //!   on one host or LAN segment, with ESP-NOW addressing and channel semantics.
 //! - [`derive_mac`]: stable locally administered MAC addresses for Linux processes.
 
+pub mod bridge_emulator;
 pub mod espnow;
 #[cfg(target_os = "linux")]
 pub mod monitor;
