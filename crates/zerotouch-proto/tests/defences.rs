@@ -142,8 +142,8 @@ fn tofu_device_rejects_the_config_of_a_forged_certificate_and_pins_nothing() {
             "{suite:?}: joined a rogue network"
         );
         assert!(
-            w.enrollee_events.iter().any(|e| *e
-                == EnrolleeEvent::AttemptFailed(AttemptFailure::Join(
+            w.enrollee_events
+                .contains(&EnrolleeEvent::AttemptFailed(AttemptFailure::Join(
                     FailureReason::ConfigRejected
                 ))),
             "{suite:?}: {:?}",
