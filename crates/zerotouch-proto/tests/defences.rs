@@ -10,17 +10,22 @@
 //! - an eavesdropper that derives every key it can from public data and tries to open every
 //!   recorded frame (and, as a control, opens them all once given the real ECDH secret);
 //! - spoofed and replayed Announces of the device's key sent after the real one, while its
-//!   handshake runs.
+//!   handshake runs;
+//! - an impersonator of an allowlisted key that completes the ECDH and seals a Response
+//!   correctly but cannot make sig_E (stopped by the sig_E check alone).
 
 mod common;
 
 use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use zerotouch_proto::configurator::{ConfiguratorEvent, ConfiguratorIdentity};
-use zerotouch_proto::crypto::{AeadKey, EphemeralSecret, NONCE_LEN, Prk, TAG_LEN, sha256};
+use zerotouch_proto::configurator::{ConfiguratorEvent, ConfiguratorIdentity, SessionFailure};
+use zerotouch_proto::crypto::{
+    AeadKey, EphemeralSecret, NONCE_LEN, Prk, TAG_LEN, schedule, sha256,
+};
 use zerotouch_proto::enrollee::{AttemptFailure, Enrollee, EnrolleeEvent, RejectReason};
-use zerotouch_proto::{ConfiguratorCert, FailureReason, SigningIdentity, SuiteId};
+use zerotouch_proto::wire::{AnnounceRepr, Challenge, RESPONSE_LEN, emit_response_plain};
+use zerotouch_proto::{AnnounceMode, ConfiguratorCert, FailureReason, SigningIdentity, SuiteId};
 
 const ANNOUNCE: u8 = 1;
 const CHALLENGE: u8 = 2;
@@ -444,5 +449,77 @@ fn two_announces_injected_during_the_handshake_cost_one_attempt_never_a_wrong_se
             .filter(|e| matches!(e, ConfiguratorEvent::Authenticated { .. }))
             .count();
         assert_eq!(authenticated, 1, "{suite:?}: only the device authenticates");
+    }
+}
+
+/// An attacker that announces the victim's identity key with an ephemeral key of its own,
+/// so it completes the ECDH, and answers the Challenge with a correctly sealed Response whose
+/// sig_E is made with `signer`. Returns what the configurator reported.
+fn impersonate(keys: &Keys, signer: &SigningIdentity) -> Vec<ConfiguratorEvent> {
+    let suite = keys.suite;
+    let mut w = world(keys, true, keys.identity(&keys.owner));
+    let mut rng = ChaCha20Rng::seed_from_u64(0xa77);
+    let ephemeral = EphemeralSecret::generate(suite, &mut rng);
+    let mut announce = [0u8; 250];
+    let n = AnnounceRepr {
+        suite,
+        mode: AnnounceMode::New,
+        last_failure: None,
+        identity: keys.enrollee.public_key().as_wire(),
+        ephemeral: ephemeral.public(),
+    }
+    .emit(&mut announce)
+    .expect("announce");
+    let announce = &announce[..n];
+    w.configurator
+        .handle_frame(0, E_ADDR, announce, &w.allowlist);
+    let challenge = w.configurator.poll_transmit().expect("a Challenge").frame;
+    let view = Challenge::new_checked(&challenge[..]).expect("Challenge");
+    let ss = ephemeral.agree(view.ephemeral()).expect("ECDH");
+    let hs = schedule::handshake_keys(suite, &ss, announce, view.clear());
+    let sig = signer.sign(&schedule::e_sig_message(announce, &challenge));
+    let mut response = [0u8; RESPONSE_LEN];
+    emit_response_plain(&mut response, suite, view.sid(), &sig).expect("response");
+    let (aad, rest) = response.split_at_mut(8);
+    let tag =
+        hs.e.seal(&hs.e.nonce(0, 0), aad, &mut rest[..64])
+            .expect("seal");
+    rest[64..].copy_from_slice(&tag);
+    w.configurator
+        .handle_frame(1, E_ADDR, &response, &w.allowlist);
+    std::iter::from_fn(|| w.configurator.poll_event()).collect()
+}
+
+#[test]
+fn an_impersonator_without_the_identity_secret_fails_sig_e_and_learns_nothing() {
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 50);
+        // Control: with the real identity secret the same Response authenticates, so the
+        // forged one below passes every check but sig_E.
+        let genuine = impersonate(&keys, &keys.enrollee);
+        assert!(
+            genuine
+                .iter()
+                .any(|e| matches!(e, ConfiguratorEvent::Authenticated { .. })),
+            "{suite:?}: control: {genuine:?}"
+        );
+        let attacker = SigningIdentity::generate(suite, &mut ChaCha20Rng::seed_from_u64(0xbad));
+        let events = impersonate(&keys, &attacker);
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ConfiguratorEvent::Authenticated { .. })),
+            "{suite:?}: the impersonator authenticated: {events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                ConfiguratorEvent::SessionFailed {
+                    reason: SessionFailure::BadProof,
+                    ..
+                }
+            )),
+            "{suite:?}: {events:?}"
+        );
     }
 }
