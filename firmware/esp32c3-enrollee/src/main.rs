@@ -315,8 +315,16 @@ async fn drive(
     let mut pending_config: Option<usize> = None;
     let mut retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
     loop {
-        // Carry out everything the core asked for.
+        // Carry out everything the core asked for: frames first, so that the Config's Ack
+        // is on the air before `ConfigReceived` (which the core only releases once that Ack
+        // was polled) takes the radio away for the join.
         loop {
+            if let Some(transmit) = enrollee.poll_transmit() {
+                if let Err(e) = radio.send(&transmit).await {
+                    log::debug!("send to {} failed: {e:?}", transmit.dst);
+                }
+                continue;
+            }
             if let Some(event) = enrollee.poll_event() {
                 if let Some(committed) = handle_event(
                     event,
@@ -330,12 +338,6 @@ async fn drive(
                 .await?
                 {
                     return Ok(Outcome::Provisioned(committed));
-                }
-                continue;
-            }
-            if let Some(transmit) = enrollee.poll_transmit() {
-                if let Err(e) = radio.send(&transmit).await {
-                    log::debug!("send to {} failed: {e:?}", transmit.dst);
                 }
                 continue;
             }
