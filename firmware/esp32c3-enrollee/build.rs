@@ -6,6 +6,9 @@
 //!   (the `K:` format of DPP URIs), separated by commas or whitespace; at most 4. Unset or
 //!   empty = trust on first use (the first owner that provisions the device is pinned).
 //! - `ZEROTOUCH_SUITE`: the identity key's cipher suite, `ed25519` (default) or `p256`.
+//! - `ZEROTOUCH_MARKET`: where the device is sold, `US`, `CA`, `EU` (default), `GB`, `JP`
+//!   or `CN`: the Wi-Fi country code and the channels it may use (1-11 in the US and Canada).
+//! - `ZEROTOUCH_TX_POWER_QDBM`: maximum TX power in quarter-dBm, 8..=84 (default 60 = 15 dBm).
 //!
 //! Malformed values fail the build, so a production image can never silently fall back
 //! to trust on first use. The keys are fully validated (curve point) again at boot.
@@ -15,11 +18,15 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
+use zerotouch_firmware_policy::{Market, TxPower};
+
 const MAX_OWNERS: usize = 4;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ZEROTOUCH_OWNER_KEYS");
     println!("cargo:rerun-if-env-changed=ZEROTOUCH_SUITE");
+    println!("cargo:rerun-if-env-changed=ZEROTOUCH_MARKET");
+    println!("cargo:rerun-if-env-changed=ZEROTOUCH_TX_POWER_QDBM");
     println!("cargo:rerun-if-changed=build.rs");
 
     let owners_var = env::var("ZEROTOUCH_OWNER_KEYS").unwrap_or_default();
@@ -53,6 +60,21 @@ fn main() {
         ));
     }
 
+    let market_var = env::var("ZEROTOUCH_MARKET").unwrap_or_else(|_| "EU".into());
+    let market = Market::parse(&market_var).unwrap_or_else(|| {
+        fail(&format!(
+            "ZEROTOUCH_MARKET is `{market_var}`; use US, CA, EU, GB, JP or CN"
+        ))
+    });
+    let power = match env::var("ZEROTOUCH_TX_POWER_QDBM") {
+        Ok(text) => TxPower::parse(&text).unwrap_or_else(|| {
+            fail(&format!(
+                "ZEROTOUCH_TX_POWER_QDBM is `{text}`; use an integer from 8 to 84 (quarter-dBm: 2 to 20 dBm)"
+            ))
+        }),
+        Err(_) => TxPower::DEFAULT,
+    };
+
     let mut out = String::new();
     out.push_str(
         "/// Owner keys pinned at manufacturing (base64 DER SPKI), from `ZEROTOUCH_OWNER_KEYS`.\n",
@@ -64,6 +86,17 @@ fn main() {
     out.push_str("];\n");
     out.push_str("/// Cipher suite name of the identity key, from `ZEROTOUCH_SUITE`.\n");
     let _ = writeln!(out, "pub const IDENTITY_SUITE_NAME: &str = \"{suite}\";");
+    out.push_str("/// Market (country code, allowed channels), from `ZEROTOUCH_MARKET`.\n");
+    let _ = writeln!(
+        out,
+        "pub const MARKET: zerotouch_firmware_policy::Market = zerotouch_firmware_policy::Market::{market:?};"
+    );
+    out.push_str("/// Maximum TX power in quarter-dBm, from `ZEROTOUCH_TX_POWER_QDBM`.\n");
+    let _ = writeln!(
+        out,
+        "pub const TX_POWER_QDBM: i8 = {};",
+        power.quarter_dbm()
+    );
 
     let path =
         PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("manufacturing.rs");

@@ -440,6 +440,9 @@ impl<const RX: usize, const TX: usize> Channel<RX, TX> {
             self.rx_end = None;
             self.rx_msg_start = end_seq + 1;
             outcome.message_complete = true;
+            // The receiver may act on it for a long time (an enrollee's join leaves the
+            // channel): acknowledge it now rather than after the delayed-ack time.
+            self.schedule_ack(now, true);
         }
         Ok(outcome)
     }

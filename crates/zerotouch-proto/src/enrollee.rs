@@ -104,7 +104,8 @@ pub enum EnrolleeEvent {
     /// [`EnrolleeStats::configurators_rejected`].
     ConfiguratorRejected(RejectReason),
     /// The configuration is complete; read it with [`Enrollee::config`], try to join, then
-    /// call [`Enrollee::report_join`].
+    /// call [`Enrollee::report_join`]. Released by [`Enrollee::poll_transmit`] once the
+    /// Config's Ack has been handed out: send that frame before starting the join.
     ConfigReceived,
     /// The configurator confirmed the join report: commit now.
     Provisioned(Provisioned),
@@ -234,6 +235,9 @@ struct Session {
     phase: Phase,
     config_ok: bool,
     complete_seen: bool,
+    /// The Config is complete but its acknowledgement has not been handed to the driver
+    /// yet: [`EnrolleeEvent::ConfigReceived`] waits for it (see [`Enrollee::poll_transmit`]).
+    config_ack_pending: bool,
     response_rto: u64,
     response_deadline: Option<Instant>,
     response_retries: u8,
@@ -269,6 +273,7 @@ impl Session {
             phase: Phase::Handshake,
             config_ok: false,
             complete_seen: false,
+            config_ack_pending: false,
             response_rto: 0,
             response_deadline: None,
             response_retries: 0,
@@ -657,6 +662,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         s.phase = Phase::Handshake;
         s.config_ok = false;
         s.complete_seen = false;
+        s.config_ack_pending = false;
         s.response_rto = timing.rto_initial_ms;
         s.response_deadline = Some(now.saturating_add(timing.rto_initial_ms));
         s.response_retries = 0;
@@ -783,6 +789,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                         // only an Abort is accepted.
                         s.channel.hold_message();
                         s.phase = Phase::Joining;
+                        // The join may take the radio off this channel for seconds: the
+                        // Ack must be on the air first (PROTOCOL.md §4.5).
+                        s.config_ack_pending = true;
                         let configurator = s.cert.subject;
                         self.state = EnrolleeState::Joining;
                         if tofu {
@@ -791,7 +800,6 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                                 owner,
                             });
                         }
-                        self.push_event(EnrolleeEvent::ConfigReceived);
                     }
                     Err(reason) => {
                         if reason != RejectReason::Malformed {
@@ -900,6 +908,10 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     }
 
     /// The next frame to send, if any.
+    ///
+    /// [`EnrolleeEvent::ConfigReceived`] is released only here, once the Ack of the whole
+    /// Config has been handed out: a driver that polls transmits until `None` and then starts
+    /// the join can never leave the channel with the configuration unacknowledged.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = match self.tx.pop_front() {
             Some(t) => Some(t),
@@ -910,12 +922,18 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
                 if s.phase == Phase::Done {
                     return None;
                 }
-                let (frame, retransmission) = s.channel.poll_transmit(now)?;
+                let polled = s.channel.poll_transmit(now);
+                let peer = s.peer;
+                // Released even if no Ack could be built: the join must not wait forever.
+                if core::mem::take(&mut s.config_ack_pending) {
+                    self.push_event(EnrolleeEvent::ConfigReceived);
+                }
+                let (frame, retransmission) = polled?;
                 if retransmission {
                     self.stats.retransmissions += 1;
                 }
                 Some(Transmit {
-                    dst: s.peer,
+                    dst: peer,
                     channel,
                     frame,
                 })

@@ -370,6 +370,10 @@ fn a_replayed_response_never_acknowledges_the_join_report_before_confirm() {
     for f in p.configurator_out() {
         p.enrollee.handle_frame(now, C_ADDR, &f);
     }
+    // The Config's Ack goes out first: ConfigReceived is released once it is handed out.
+    for f in p.enrollee_out() {
+        p.deliver_to_configurator(now, E_ADDR, &f);
+    }
     while let Some(e) = p.enrollee.poll_event() {
         if e == EnrolleeEvent::ConfigReceived {
             p.enrollee.report_join(now, Ok(())).expect("join reported");
@@ -592,6 +596,10 @@ fn a_provisioned_enrollee_keeps_no_session_secrets() {
         .expect("config accepted");
     for f in p.configurator_out() {
         p.enrollee.handle_frame(now, C_ADDR, &f);
+    }
+    // The Config's Ack goes out first: ConfigReceived is released once it is handed out.
+    for f in p.enrollee_out() {
+        p.deliver_to_configurator(now, E_ADDR, &f);
     }
     while let Some(e) = p.enrollee.poll_event() {
         if e == EnrolleeEvent::ConfigReceived {

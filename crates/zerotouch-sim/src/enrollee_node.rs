@@ -4,6 +4,11 @@
 //! checking the delivered networks against the access points in range ([`ApModel`]),
 //! after a join delay, and reports the result; when the configurator confirms, it records
 //! what it would commit to flash ([`Commit`]) and when.
+//!
+//! [`EnrolleeNode::with_off_channel_join`] models a single-radio device such as the
+//! ESP32-C3: its station join takes the radio off the ESP-NOW channel (deaf and silent)
+//! for the whole join, which its driver bounds by a timeout and reports as
+//! [`FailureReason::Timeout`] when it expires.
 
 use std::any::Any;
 
@@ -91,6 +96,20 @@ pub fn simulate_join(config: &ConfigView<'_>, aps: &[ApModel]) -> Result<(), Fai
     })
 }
 
+/// When a join of `delay_ms` started at `now` ends, and how: cut at the driver's bound, if
+/// any, as [`FailureReason::Timeout`].
+fn join_outcome(
+    delay_ms: u64,
+    bound_ms: Option<u64>,
+    now: Instant,
+    result: Result<(), FailureReason>,
+) -> (Instant, Result<(), FailureReason>) {
+    match bound_ms {
+        Some(bound) if delay_ms > bound => (now + bound, Err(FailureReason::Timeout)),
+        _ => (now + delay_ms, result),
+    }
+}
+
 /// What the device committed when it was provisioned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
@@ -150,9 +169,13 @@ pub struct EnrolleeNode {
     power: Power,
     aps: Vec<ApModel>,
     join_delay_ms: u64,
+    /// `Some(timeout)`: the radio is off the channel while joining, bounded by `timeout`.
+    off_channel_join: Option<u64>,
     pending_join: Option<(Instant, Result<(), FailureReason>)>,
     hears_broadcast: bool,
     record: EnrolleeRecord,
+    /// Time of the latest call into the node (transmits are polled at that instant).
+    now: Instant,
 }
 
 impl EnrolleeNode {
@@ -187,12 +210,14 @@ impl EnrolleeNode {
             },
             aps,
             join_delay_ms: DEFAULT_JOIN_DELAY_MS,
+            off_channel_join: None,
             pending_join: None,
             hears_broadcast: false,
             record: EnrolleeRecord {
                 started_at: at,
                 ..EnrolleeRecord::default()
             },
+            now: at,
         }
     }
 
@@ -218,6 +243,19 @@ impl EnrolleeNode {
     pub fn with_join_delay(mut self, join_delay_ms: u64) -> Self {
         self.join_delay_ms = join_delay_ms;
         self
+    }
+
+    /// Takes the radio off the ESP-NOW channel for the whole join, as a single-radio device
+    /// does, and bounds the join at `timeout_ms`: a longer one ends then, as
+    /// [`FailureReason::Timeout`] (the ESP32-C3 firmware's `JOIN_TIMEOUT`).
+    pub fn with_off_channel_join(mut self, timeout_ms: u64) -> Self {
+        self.off_channel_join = Some(timeout_ms);
+        self
+    }
+
+    /// Whether the radio is away joining a network (deaf and silent on ESP-NOW).
+    fn radio_away(&self) -> bool {
+        self.off_channel_join.is_some() && self.pending_join.is_some()
     }
 
     /// Delivers broadcast frames to the enrollee too (off by default: the protocol sends
@@ -271,7 +309,12 @@ impl EnrolleeNode {
                         None => (Vec::new(), Err(FailureReason::ConfigRejected)),
                     };
                     self.record.configs_received.push((now, bytes));
-                    self.pending_join = Some((now + self.join_delay_ms, result));
+                    self.pending_join = Some(join_outcome(
+                        self.join_delay_ms,
+                        self.off_channel_join,
+                        now,
+                        result,
+                    ));
                 }
                 EnrolleeEvent::Provisioned(provisioned) => {
                     let config = self
@@ -302,11 +345,15 @@ impl Node for EnrolleeNode {
     }
 
     fn channel(&self) -> u8 {
-        // 0: radio off.
+        // 0: radio off (or away joining).
+        if self.radio_away() {
+            return 0;
+        }
         self.running().map_or(0, Enrollee::channel)
     }
 
     fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
+        self.now = now;
         if let Power::On(enrollee) = &mut self.power {
             enrollee.handle_frame(now, src, frame);
             self.drain_events(now);
@@ -314,6 +361,7 @@ impl Node for EnrolleeNode {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
         if let Power::Off { at, .. } = self.power
             && at <= now
         {
@@ -337,10 +385,18 @@ impl Node for EnrolleeNode {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
-        match &mut self.power {
-            Power::On(enrollee) => enrollee.poll_transmit(),
-            Power::Off { .. } => None,
+        if self.radio_away() {
+            return None;
         }
+        let Power::On(enrollee) = &mut self.power else {
+            return None;
+        };
+        let transmit = enrollee.poll_transmit();
+        if transmit.is_none() {
+            // Draining the transmits can release events (ConfigReceived follows its Ack).
+            self.drain_events(self.now);
+        }
+        transmit
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

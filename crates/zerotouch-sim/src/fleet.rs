@@ -79,6 +79,7 @@ pub struct Fleet {
     suite: SuiteChoice,
     radio: RadioConfig,
     join_delay_ms: u64,
+    off_channel_join: Option<u64>,
     pin_owner: bool,
     ssid: String,
     passphrase: String,
@@ -103,6 +104,7 @@ impl Fleet {
             suite: SuiteChoice::Only(SuiteId::Ed25519),
             radio: RadioConfig::default(),
             join_delay_ms: DEFAULT_JOIN_DELAY_MS,
+            off_channel_join: None,
             pin_owner: false,
             ssid: "zerotouch-sim-net".to_owned(),
             passphrase: "correct horse battery staple".to_owned(),
@@ -175,6 +177,13 @@ impl Fleet {
     /// Virtual time a join attempt takes.
     pub fn join_delay_ms(mut self, ms: u64) -> Self {
         self.join_delay_ms = ms;
+        self
+    }
+
+    /// Every enrollee's radio leaves the ESP-NOW channel while it joins, and the join is
+    /// bounded at `timeout_ms` (see [`EnrolleeNode::with_off_channel_join`]).
+    pub fn off_channel_join(mut self, timeout_ms: u64) -> Self {
+        self.off_channel_join = Some(timeout_ms);
         self
     }
 
@@ -306,13 +315,16 @@ impl Fleet {
                 spread => power_on.next_u64() % spread,
             };
             let addr = Self::enrollee_addr(index);
-            let node = if at == 0 {
+            let mut node = if at == 0 {
                 EnrolleeNode::new(addr, settings, rng, 0, vec![ap.clone()])
             } else {
                 EnrolleeNode::switched_on_at(addr, settings, rng, at, vec![ap.clone()])
             }
             .with_join_delay(self.join_delay_ms)
             .with_broadcasts(self.enrollees_hear_broadcasts);
+            if let Some(timeout) = self.off_channel_join {
+                node = node.with_off_channel_join(timeout);
+            }
             enrollees.push(node);
         }
 

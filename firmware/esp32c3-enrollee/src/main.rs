@@ -36,10 +36,12 @@ use esp_backtrace as _;
 use esp_hal::clock::CpuClock;
 use esp_hal::efuse::{self, InterfaceMacAddress};
 use esp_hal::peripherals::{FLASH, WIFI};
+use esp_hal::rtc_cntl::{Rtc, RwdtStage};
 use esp_hal::timer::timg::TimerGroup;
 use esp_radio::esp_now::EspNowError;
-use esp_radio::wifi::{ControllerConfig, WifiController, WifiError};
+use esp_radio::wifi::{ControllerConfig, CountryInfo, WifiController, WifiError};
 use esp_storage::FlashStorage;
+use zerotouch_firmware_policy::{TimerCheck, stored_channel};
 use zerotouch_proto::config::{ConfigView, MAX_CONFIG_LEN};
 use zerotouch_proto::enrollee::{
     AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming,
@@ -64,7 +66,31 @@ const JOIN_ROUND_PAUSE: Duration = Duration::from_secs(10);
 /// (the access point may only have been down).
 const RETRY_COMMITTED_EVERY: Duration = Duration::from_secs(300);
 /// Upper bound of one wait when the core has no deadline (it always has one in practice).
-const IDLE_WAIT: Duration = Duration::from_secs(60);
+const IDLE_WAIT: Duration = Duration::from_secs(20);
+/// The RTC watchdog resets the chip when not fed for this long.
+const WATCHDOG_TIMEOUT_S: u64 = 30;
+/// How often the watchdog task feeds it.
+const WATCHDOG_FEED_EVERY: Duration = Duration::from_secs(5);
+/// Transient start-up failures (radio, RNG) reset the chip after this pause.
+const RESET_AFTER: Duration = Duration::from_secs(5);
+
+/// A panic resets the chip (esp-backtrace's `custom-halt`, after it printed the backtrace):
+/// a device in the field must come back by itself.
+#[unsafe(no_mangle)]
+fn custom_halt() -> ! {
+    esp_hal::system::software_reset()
+}
+
+/// Feeds the RTC watchdog. The main loop's waits are all bounded (receive/timer selects,
+/// the 15 s join, the store), so a hang anywhere in the executor stops the feeding and the
+/// watchdog resets the chip.
+#[embassy_executor::task]
+async fn feed_watchdog(mut rtc: Rtc<'static>) {
+    loop {
+        rtc.rwdt.feed();
+        Timer::after(WATCHDOG_FEED_EVERY).await;
+    }
+}
 
 /// A condition the firmware cannot run past. Each says what to do about it.
 #[derive(Debug)]
@@ -81,6 +107,14 @@ enum Fatal {
     Manufacturing(ManufacturingError),
     /// The identity disappeared from flash after boot.
     IdentityLost,
+}
+
+impl Fatal {
+    /// Whether a reset may cure it (the radio or the RNG did not start), unlike a bad
+    /// store or bad manufacturing settings, which a reset loop would only hide.
+    fn transient(&self) -> bool {
+        matches!(self, Self::Wifi(_) | Self::EspNow(_) | Self::Rng(_))
+    }
 }
 
 impl core::fmt::Display for Fatal {
@@ -120,7 +154,7 @@ impl From<EspNowError> for Fatal {
 }
 
 #[esp_rtos::main]
-async fn main(_spawner: Spawner) -> ! {
+async fn main(spawner: Spawner) -> ! {
     esp_println::logger::init_logger_from_env();
     let peripherals = esp_hal::init(esp_hal::Config::default().with_cpu_clock(CpuClock::max()));
     // The Wi-Fi blobs allocate their buffers on this heap; the zerotouch core needs none.
@@ -128,10 +162,23 @@ async fn main(_spawner: Spawner) -> ! {
     esp_alloc::heap_allocator!(size: 48 * 1024);
     let timg0 = TimerGroup::new(peripherals.TIMG0);
     esp_rtos::start(timg0.timer0, peripherals.FROM_CPU_INTR0);
+    // esp_hal::init leaves the watchdogs off: arm the RTC one (stage 0 resets the system).
+    let mut rtc = Rtc::new(peripherals.RTC_TIMER);
+    rtc.rwdt.set_timeout(
+        RwdtStage::Stage0,
+        esp_hal::time::Duration::from_secs(WATCHDOG_TIMEOUT_S),
+    );
+    rtc.rwdt.enable();
+    spawner.spawn(feed_watchdog(rtc).unwrap());
 
     let Err(fatal) = run(peripherals.WIFI, peripherals.FLASH).await;
-    // Rebooting would not fix any of these and could wear the flash in a loop: stay up and
-    // keep saying what is wrong on the console.
+    if fatal.transient() {
+        log::error!("{fatal}; resetting in {} s", RESET_AFTER.as_secs());
+        Timer::after(RESET_AFTER).await;
+        esp_hal::system::software_reset();
+    }
+    // Rebooting would not fix a bad store or bad settings, only hide them: stay up (the
+    // watchdog is still fed) and keep saying what is wrong on the console.
     loop {
         log::error!("halted: {fatal}");
         Timer::after(Duration::from_secs(10)).await;
@@ -148,8 +195,13 @@ async fn run(
     flash: FLASH<'static>,
 ) -> Result<core::convert::Infallible, Fatal> {
     // The radio must run before the RNG is taken: it is the TRNG's entropy source.
+    let country = CountryInfo::from(manufacturing::MARKET.country_code());
     let mut controller =
-        WifiController::new(wifi, ControllerConfig::default()).map_err(Fatal::Wifi)?;
+        WifiController::new(wifi, ControllerConfig::default().with_country_info(country))
+            .map_err(Fatal::Wifi)?;
+    if let Err(e) = controller.set_max_tx_power(manufacturing::TX_POWER_QDBM) {
+        log::warn!("cannot set the TX power: {e:?}; the driver's default (5 dBm) applies");
+    }
     let esp_now = controller.esp_now();
     let mut store = storage::open(FlashStorage::new(flash))?;
     let manufacturing_owners = manufacturing::pinned_owners().map_err(Fatal::Manufacturing)?;
@@ -161,7 +213,19 @@ async fn run(
     drop(identity);
 
     let mut committed = store.committed().await?;
-    let mut radio = EspNowRadio::new(esp_now, committed.map_or(DEFAULT_CHANNEL, |c| c.channel))?;
+    // A bad stored channel must not stop every boot: fall back to the default.
+    let (channel, problem) = stored_channel(
+        committed.map(|c| c.channel),
+        manufacturing::MARKET,
+        DEFAULT_CHANNEL,
+    );
+    if let Some(problem) = problem {
+        log::warn!("stored channel unusable ({problem:?}); starting on {channel}");
+    }
+    if let Some(c) = committed.as_mut() {
+        c.channel = channel;
+    }
+    let mut radio = EspNowRadio::new(esp_now, channel)?;
     // Heap, not stack: the largest configuration object is 8 KiB.
     let mut config_buf: Box<[u8]> = vec![0u8; MAX_CONFIG_LEN].into_boxed_slice();
     let mut last_failure = None;
@@ -315,8 +379,16 @@ async fn drive(
     let mut pending_config: Option<usize> = None;
     let mut retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
     loop {
-        // Carry out everything the core asked for.
+        // Carry out everything the core asked for: frames first, so that the Config's Ack
+        // is on the air before `ConfigReceived` (which the core only releases once that Ack
+        // was polled) takes the radio away for the join.
         loop {
+            if let Some(transmit) = enrollee.poll_transmit() {
+                if let Err(e) = radio.send(&transmit).await {
+                    log::debug!("send to {} failed: {e:?}", transmit.dst);
+                }
+                continue;
+            }
             if let Some(event) = enrollee.poll_event() {
                 if let Some(committed) = handle_event(
                     event,
@@ -333,12 +405,6 @@ async fn drive(
                 }
                 continue;
             }
-            if let Some(transmit) = enrollee.poll_transmit() {
-                if let Err(e) = radio.send(&transmit).await {
-                    log::debug!("send to {} failed: {e:?}", transmit.dst);
-                }
-                continue;
-            }
             break;
         }
 
@@ -352,18 +418,25 @@ async fn drive(
                 core::future::pending::<()>().await
             }
         };
-        match select3(radio.receive(), Timer::at(deadline), retry).await {
-            Either3::First(frame) => {
-                enrollee.handle_frame(now_ms(), radio::source(&frame), frame.data())
+        // A receive that is always ready wins every select: check the timers after each
+        // frame too, so that constant traffic cannot starve them.
+        if let Either3::First(frame) = select3(radio.receive(), Timer::at(deadline), retry).await {
+            enrollee.handle_frame(now_ms(), radio::source(&frame), frame.data());
+        }
+        let timers = TimerCheck {
+            core_deadline: enrollee.poll_timeout(),
+            retry_at: has_committed.then(|| retry_at.as_millis()),
+        };
+        let due = timers.due(now_ms());
+        if due.core {
+            enrollee.handle_timeout(now_ms());
+        }
+        if due.retry {
+            // Only between sessions: never abandon a configurator mid-exchange.
+            if enrollee.state() == EnrolleeState::Announcing {
+                return Ok(Outcome::RetryCommitted);
             }
-            Either3::Second(()) => enrollee.handle_timeout(now_ms()),
-            Either3::Third(()) => {
-                // Only between sessions: never abandon a configurator mid-exchange.
-                if enrollee.state() == EnrolleeState::Announcing {
-                    return Ok(Outcome::RetryCommitted);
-                }
-                retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
-            }
+            retry_at = Instant::now() + RETRY_COMMITTED_EVERY;
         }
     }
 }
@@ -401,7 +474,7 @@ async fn handle_event(
             let result =
                 try_delivered_config(enrollee, controller, config_buf, pending_config).await;
             // Joining moved the radio to the access point's channel; report on the session's.
-            radio.retune()?;
+            retune(radio, enrollee.channel());
             if let Err(reason) = result {
                 log::warn!("delivered configuration failed: {}", reason.name());
                 *pending_config = None;

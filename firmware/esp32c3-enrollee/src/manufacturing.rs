@@ -10,6 +10,11 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/manufacturing.rs"));
 }
 
+/// The market the image was built for (`ZEROTOUCH_MARKET`): country code and channels.
+pub const MARKET: zerotouch_firmware_policy::Market = generated::MARKET;
+/// Maximum TX power in quarter-dBm (`ZEROTOUCH_TX_POWER_QDBM`).
+pub const TX_POWER_QDBM: i8 = generated::TX_POWER_QDBM;
+
 /// Why the baked-in settings are unusable (the image was built with bad values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManufacturingError {

@@ -11,8 +11,7 @@ use esp_radio::esp_now::{
 };
 use zerotouch_proto::{Addr, Transmit};
 
-/// Lowest and highest 2.4 GHz channel the radio accepts.
-const CHANNELS: core::ops::RangeInclusive<u8> = 1..=13;
+use crate::manufacturing::MARKET;
 
 /// The ESP-NOW link.
 pub struct EspNowRadio {
@@ -33,9 +32,11 @@ impl EspNowRadio {
         Ok(radio)
     }
 
-    /// Tunes to `channel` (1..=13); out-of-range values are refused without touching the radio.
+    /// Tunes to `channel`. A channel the build's market does not allow (12 and 13 in the
+    /// US and Canada) is refused without touching the radio: the core's hop over it then
+    /// stays silent, and nothing is sent there.
     pub fn set_channel(&mut self, channel: u8) -> Result<(), EspNowError> {
-        if !CHANNELS.contains(&channel) {
+        if !MARKET.allows(channel) {
             return Err(EspNowError::Error(
                 esp_radio::esp_now::Error::InvalidArgument,
             ));

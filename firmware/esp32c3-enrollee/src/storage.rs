@@ -13,9 +13,8 @@ pub use zerotouch_firmware_store::Committed;
 
 /// Label of the data partition that holds the store (see `partitions.csv`).
 pub const PARTITION_LABEL: &[u8] = b"zerotouch";
-/// Partition type "data" and its subtype "nvs" in the ESP-IDF partition table.
+/// Partition type "data" in the ESP-IDF partition table.
 const RAW_TYPE_DATA: u8 = 1;
-const RAW_SUBTYPE_NVS: u8 = 2;
 
 /// The store on the chip's flash (esp-storage is blocking; the map wants async).
 pub type Store = zerotouch_firmware_store::Store<BlockingAsync<FlashStorage<'static>>>;
@@ -26,7 +25,7 @@ pub enum StorageError {
     /// The partition table could not be read: flash it
     /// (`espflash flash --partition-table partitions.csv`).
     PartitionTable,
-    /// Neither a `zerotouch` nor an `nvs` data partition exists: flash `partitions.csv`.
+    /// No `zerotouch` data partition exists: flash `partitions.csv`.
     NoPartition,
     /// The store itself failed.
     Store(zerotouch_firmware_store::StorageError<FlashStorageError>),
@@ -45,15 +44,16 @@ impl core::fmt::Display for StorageError {
                 "cannot read the partition table: flash it with `espflash flash --partition-table partitions.csv`",
             ),
             Self::NoPartition => f.write_str(
-                "no `zerotouch` (or `nvs`) data partition: flash `partitions.csv` from the firmware directory",
+                "no `zerotouch` data partition: flash `partitions.csv` from the firmware directory (first flash: `espflash flash --erase-parts zerotouch ...`, see firmware/README.md)",
             ),
             Self::Store(e) => write!(f, "{e}"),
         }
     }
 }
 
-/// Finds the storage partition and opens the store over it. Prefers the `zerotouch`
-/// partition; falls back to the `nvs` data partition of espflash's default table.
+/// Finds the `zerotouch` partition and opens the store over it. There is no fallback: the
+/// `nvs` partition may hold ESP-IDF data, and a store found there once and in `zerotouch`
+/// after a re-flash would be a second identity, orphaning the device's allowlist entry.
 pub fn open(mut flash: FlashStorage<'static>) -> Result<Box<Store>, StorageError> {
     let range = {
         let mut table_buf = vec![0u8; PARTITION_TABLE_MAX_LEN];
@@ -72,19 +72,7 @@ pub fn open(mut flash: FlashStorage<'static>) -> Result<Box<Store>, StorageError
         let chosen = table
             .iter()
             .find(|e| is_data(e) && labelled(e))
-            .or_else(|| {
-                table
-                    .iter()
-                    .find(|e| is_data(e) && e.raw_subtype() == RAW_SUBTYPE_NVS)
-            })
             .ok_or(StorageError::NoPartition)?;
-        if !labelled(&chosen) {
-            log::warn!(
-                "no `zerotouch` partition; using the `nvs` partition at {:#x} ({} bytes)",
-                chosen.offset(),
-                chosen.len()
-            );
-        }
         chosen.offset()..chosen.offset() + chosen.len()
     };
     Ok(Box::new(Store::new(BlockingAsync::new(flash), range)?))

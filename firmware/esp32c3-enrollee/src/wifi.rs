@@ -69,9 +69,18 @@ fn station_config(network: &Network<'_>) -> Result<StationConfig, FailureReason>
     let ssid = Ssid::try_from(network.ssid).map_err(|_| FailureReason::ConfigRejected)?;
     let authentication = match (network.security, network.credential) {
         (Security::Open, Credential::None) => AuthenticationMethodConfig::Open,
-        (Security::Wpa2Psk | Security::Wpa3Sae, Credential::Passphrase(passphrase)) => {
-            // esp-radio 1.0.0-beta.1 has no SAE-only setting; the WPA2 threshold with PMF
-            // capable and SAE H2E enabled (its defaults) also joins WPA3-Personal networks.
+        (Security::Wpa3Sae, _) => {
+            // The esp-wifi-sys-esp32c3 0.3.0 blobs that esp-radio 1.0.0-beta.1 links are built
+            // without SAE (WIFI_ENABLE_WPA3_SAE = 0): a WPA3-only AP looks open to them and the
+            // join would end as ap-not-found. Refuse it plainly instead.
+            log::error!(
+                "WPA3-only (SAE) network refused: this firmware's Wi-Fi driver has no SAE; deliver WPA2 or WPA2/WPA3 transition mode"
+            );
+            return Err(FailureReason::ConfigRejected);
+        }
+        (Security::Wpa2Psk, Credential::Passphrase(passphrase)) => {
+            // The WPA2 threshold (PMF capable, the esp-radio default) also joins an AP in
+            // WPA2/WPA3 transition mode, over WPA2.
             AuthenticationMethodConfig::Wpa2Personal(password(passphrase.as_bytes())?)
         }
         (Security::Wpa2Psk, Credential::RawPsk(psk)) => {
