@@ -34,7 +34,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
 
-    /// The link to the configurator: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    /// The link to the configurator: `udp` (loopback multicast defaults), `udp:GROUP:PORT`,
+    /// or `serial:PATH` (an ESP32-C3 radio co-processor running the bridge firmware).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 

@@ -36,7 +36,8 @@ use crate::error::AppError;
 /// Arguments of `zerotouch configurator run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The link: `udp` (loopback multicast defaults) or `udp:GROUP:PORT`.
+    /// The link: `udp` (loopback multicast defaults), `udp:GROUP:PORT`, or
+    /// `serial:PATH` (an ESP32-C3 radio bridge, e.g. serial:/dev/ttyACM0).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 
