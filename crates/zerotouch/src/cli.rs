@@ -108,6 +108,9 @@ pub enum Command {
     Enrollee(EnrolleeCommand),
     /// Provision a simulated fleet end to end and print a summary.
     Demo(crate::demo::DemoArgs),
+    /// Radio bridges: list serial ports, check a bridge, emulate one.
+    #[command(subcommand)]
+    Radio(commands::radio::RadioCommand),
 }
 
 /// `zerotouch configurator ...`

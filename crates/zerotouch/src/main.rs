@@ -63,6 +63,7 @@ async fn dispatch(command: Command, ctx: &Context) -> Result<(), AppError> {
         Command::Enrollee(EnrolleeCommand::Run(args)) => agent::run(args, ctx).await,
         Command::Enrollee(EnrolleeCommand::Uri(args)) => agent::uri(args, ctx).await,
         Command::Demo(args) => demo::run(args, ctx).await,
+        Command::Radio(cmd) => commands::radio::run(cmd, ctx).await,
     }
 }
 

@@ -35,7 +35,8 @@ pub struct RunArgs {
     pub state_dir: PathBuf,
 
     /// The link to the configurator: `udp` (loopback multicast defaults), `udp:GROUP:PORT`,
-    /// or `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux).
+    /// `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux), or `serial:PATH`
+    /// (an ESP32-C3 radio co-processor running the bridge firmware).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 

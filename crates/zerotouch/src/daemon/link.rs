@@ -7,17 +7,22 @@
 //! in monitor mode; `monitor:IFACE?no-nl80211` skips the Wi-Fi checks so the raw socket
 //! runs on any interface (veth pairs in tests). See docs/monitor-mode.md.
 //!
+//! `serial:PATH` is an ESP32-C3 radio bridge on a serial port (see BRIDGE.md): our
+//! address on the air is then the bridge's MAC.
+//!
 //! `--pcap FILE` ([`open_capture`]) records what the link sends and delivers as pcapng
 //! (radiotap + the 802.11 frames), whatever the link.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use zerotouch_link::espnow::{self, EspNowRepr};
 #[cfg(target_os = "linux")]
 use zerotouch_link::monitor::{MonitorConfig, MonitorLink};
 use zerotouch_link::pcap::Capture;
+use zerotouch_link::serial::{SerialConfig, SerialError, SerialLink};
 use zerotouch_link::udp::{DEFAULT_GROUP, DEFAULT_PORT, UdpLink, UdpLinkConfig};
 use zerotouch_proto::{Addr, Transmit};
 
@@ -37,6 +42,11 @@ pub enum LinkSpec {
         iface: String,
         /// `?no-nl80211`: no Wi-Fi checks, any interface.
         raw: bool,
+    },
+    /// An ESP32-C3 radio bridge on a serial port.
+    Serial {
+        /// The port, e.g. /dev/ttyACM0.
+        path: PathBuf,
     },
 }
 
@@ -88,11 +98,15 @@ impl FromStr for LinkSpec {
                 Ok(Self::Udp { group })
             }
             Some(("monitor", rest)) => parse_monitor(rest),
+            Some(("serial", "")) | None if s == "serial" || s == "serial:" => {
+                Err("`serial` needs the port: serial:/dev/ttyACM0 (`zerotouch radio list` shows the ports)".into())
+            }
+            Some(("serial", path)) => Ok(Self::Serial { path: path.into() }),
             _ if s == "sim" || s.starts_with("sim:") => Err(
                 "the simulated radio runs inside one process: use `zerotouch demo` for it".into(),
             ),
             _ => Err(format!(
-                "`{s}` is not a link: use udp, udp:GROUP:PORT or monitor:IFACE"
+                "`{s}` is not a link: use udp, udp:GROUP:PORT monitor:IFACE or serial:PATH"
             )),
         }
     }
@@ -104,6 +118,7 @@ impl fmt::Display for LinkSpec {
             Self::Udp { group } => write!(f, "udp:{group}"),
             Self::Monitor { iface, raw: false } => write!(f, "monitor:{iface}"),
             Self::Monitor { iface, raw: true } => write!(f, "monitor:{iface}?no-nl80211"),
+            Self::Serial { path } => write!(f, "serial:{}", path.display()),
         }
     }
 }
@@ -115,6 +130,9 @@ pub enum Link {
     /// Monitor-mode Wi-Fi.
     #[cfg(target_os = "linux")]
     Monitor(MonitorLink),
+    /// An ESP32-C3 radio bridge, with the `--pcap` capture (the bridge hands us payloads,
+    /// so the capture is written here rather than in the link).
+    Serial(SerialLink, Option<Capture>),
 }
 
 /// Creates the `--pcap` capture file, if one was asked for.
@@ -147,6 +165,7 @@ pub async fn open_link(
     match spec {
         LinkSpec::Udp { group } => open_udp(*group, mac, channel, iface, capture),
         LinkSpec::Monitor { iface, raw } => open_monitor(iface, *raw, mac, channel, capture),
+        LinkSpec::Serial { path } => open_serial(path, channel, capture).await,
     }
 }
 
@@ -217,6 +236,63 @@ fn open_monitor(
     ))
 }
 
+/// Opens a radio bridge: waits for its Hello, checks its version, sets the channel.
+async fn open_serial(path: &Path, channel: u8, capture: Option<Capture>) -> Result<Link, AppError> {
+    let serial = SerialLink::open(SerialConfig::new(path, channel))
+        .await
+        .map_err(serial_error)?;
+    let hello = serial.hello();
+    tracing::info!(
+        port = %path.display(),
+        bridge = %Addr(hello.mac),
+        firmware = %hello.firmware,
+        protocol = hello.protocol_version,
+        channel,
+        "radio bridge ready"
+    );
+    Ok(Link::Serial(serial, capture))
+}
+
+/// Maps a bridge error to its exit code: a wrong port is bad input (2), a missing one not
+/// found (3), a port in use busy (5).
+pub fn serial_error(err: SerialError) -> AppError {
+    let message = err.to_string();
+    match err {
+        SerialError::NotFound(_) => AppError::NotFound(message),
+        SerialError::NotATty(_) | SerialError::NoHello(..) => AppError::Usage(message),
+        SerialError::Busy(_) => AppError::Busy(message),
+        SerialError::PermissionDenied(_) | SerialError::WrongVersion(..) | SerialError::Io(..) => {
+            AppError::Failed(message)
+        }
+    }
+}
+
+/// Records a frame that crossed a serial bridge, as the ESP32 sends it on the air.
+fn capture_espnow(
+    capture: &Capture,
+    src: Addr,
+    dst: Addr,
+    channel: u8,
+    rssi: Option<i8>,
+    body: &[u8],
+) {
+    capture.espnow(
+        channel,
+        rssi,
+        &EspNowRepr {
+            retry: false,
+            duration: 0,
+            dst,
+            src,
+            addr3: Addr::BROADCAST,
+            sequence_number: 0,
+            random: [0; 4],
+            version: espnow::ESPNOW_VERSION_1,
+            body,
+        },
+    );
+}
+
 impl Link {
     /// Sends one frame.
     pub async fn send(&self, transmit: &Transmit) -> std::io::Result<()> {
@@ -224,6 +300,21 @@ impl Link {
             Link::Udp(udp) => udp.send(transmit).await,
             #[cfg(target_os = "linux")]
             Link::Monitor(monitor) => monitor.send(transmit).await,
+            // Never waits for the bridge: a frame it cannot take is a loss, retransmitted.
+            Link::Serial(serial, capture) => {
+                if let Some(capture) = capture {
+                    let src = serial.local_addr();
+                    capture_espnow(
+                        capture,
+                        src,
+                        transmit.dst,
+                        transmit.channel,
+                        None,
+                        &transmit.frame,
+                    );
+                }
+                serial.send(transmit)
+            }
         }
     }
 
@@ -235,6 +326,20 @@ impl Link {
             Link::Udp(udp) => udp.recv().await?,
             #[cfg(target_os = "linux")]
             Link::Monitor(monitor) => monitor.recv().await?,
+            Link::Serial(serial, capture) => {
+                let heard = serial.recv().await?;
+                if let Some(capture) = capture {
+                    capture_espnow(
+                        capture,
+                        heard.src,
+                        heard.dst,
+                        heard.channel,
+                        Some(heard.rssi),
+                        &heard.frame,
+                    );
+                }
+                return Ok((heard.src, heard.frame));
+            }
         };
         Ok((received.src, received.frame))
     }
@@ -245,6 +350,7 @@ impl Link {
             Link::Udp(udp) => udp.set_channel(channel),
             #[cfg(target_os = "linux")]
             Link::Monitor(monitor) => monitor.set_channel(channel),
+            Link::Serial(serial, _) => serial.set_channel(channel),
         };
         if let Err(err) = result {
             tracing::warn!(channel, %err, "cannot switch the link channel");
@@ -296,6 +402,31 @@ mod tests {
                 .contains("no-nl80211")
         );
         assert!("monitor:".parse::<LinkSpec>().is_err());
+        assert_eq!(
+            "serial:/dev/ttyACM0".parse::<LinkSpec>(),
+            Ok(LinkSpec::Serial {
+                path: "/dev/ttyACM0".into()
+            })
+        );
+        assert!(
+            "serial"
+                .parse::<LinkSpec>()
+                .unwrap_err()
+                .contains("radio list")
+        );
+        assert!(
+            "serial:"
+                .parse::<LinkSpec>()
+                .unwrap_err()
+                .contains("radio list")
+        );
+        assert_eq!(
+            "serial:/dev/ttyACM0"
+                .parse::<LinkSpec>()
+                .unwrap()
+                .to_string(),
+            "serial:/dev/ttyACM0"
+        );
         assert_eq!(LinkSpec::default().to_string(), "udp:239.255.90.1:47470");
     }
 }

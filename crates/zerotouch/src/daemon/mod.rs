@@ -36,8 +36,9 @@ use crate::error::AppError;
 /// Arguments of `zerotouch configurator run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The link: `udp` (loopback multicast defaults), `udp:GROUP:PORT`, or
-    /// `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux; see docs/monitor-mode.md).
+    /// The link: `udp` (loopback multicast defaults), `udp:GROUP:PORT`,
+    /// `monitor:IFACE[?no-nl80211]` (a Wi-Fi card in monitor mode, Linux; see docs/monitor-mode.md),
+    /// or `serial:PATH` (an ESP32-C3 radio bridge, e.g. serial:/dev/ttyACM0).
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 
