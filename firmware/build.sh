@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the ESP32-C3 firmwares (release): the enrollee and the radio bridge, prints each
-# footprint, and runs the host tests of the enrollee's flash store (power cuts at every
+# Builds the ESP32-C3 firmwares (release): the enrollee (suite 1 only, then both suites)
+# and the radio bridge, prints each footprint, and runs the host tests of the enrollee's flash store (power cuts at every
 # flash operation).
 # Needs: rustup (stable), python3 and binutils (`nm`, `size`: they read RISC-V ELF).
 # Honours CARGO_TARGET_DIR (default: the enrollee's target dir, for both firmwares; the store
@@ -35,12 +35,21 @@ if [ "${LINT:-0}" = 1 ]; then
   (cd store && CARGO_TARGET_DIR="${store_target:-$PWD/target}" cargo clippy --all-targets -- -D warnings)
 fi
 
-for fw in "${firmwares[@]}"; do
-  echo "==> cargo build --release ($fw, $target)"
+# Builds $1 with the remaining arguments and prints its footprint.
+build_and_size() {
+  local fw="$1"
+  shift
   (cd "$fw" && CARGO_TARGET_DIR="$fw_target" cargo build --release "$@")
-  elf="$fw_target/$target/release/zerotouch-$fw"
+  local elf="$fw_target/$target/release/zerotouch-$fw"
   echo "==> footprint of $elf"
   python3 tools/size_report.py "$elf"
+}
+
+echo "==> cargo build --release (esp32c3-enrollee, suite 1 only: --no-default-features)"
+build_and_size esp32c3-enrollee --no-default-features "$@"
+for fw in "${firmwares[@]}"; do
+  echo "==> cargo build --release ($fw, $target)"
+  build_and_size "$fw" "$@"
 done
 
 if [ "${SKIP_STORE_TESTS:-0}" != 1 ]; then
