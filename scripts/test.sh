@@ -69,7 +69,7 @@ python3 tools/spec-check/spec_check.py PROTOCOL.md
 step "tests"
 cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-step "ESP32-C3 enrollee firmware: release build, sizes, host tests of its flash store"
+step "ESP32-C3 firmwares (enrollee, radio bridge): release builds, sizes, host tests of the flash store"
 # No ESP32-C3 here: this proves the firmware builds against the core tested above.
 LINT=1 bash firmware/build.sh 2>&1 | tee -a "$results"
 

@@ -40,6 +40,8 @@ fn main() {
             owners.len()
         ));
     }
+    // Cargo sets this for the `suite-p256` feature (on by default).
+    let p256_built_in = env::var_os("CARGO_FEATURE_SUITE_P256").is_some();
     for key in &owners {
         let base64 = key
             .bytes()
@@ -51,6 +53,11 @@ fn main() {
                 "ZEROTOUCH_OWNER_KEYS entry `{key}` is not a base64 DER SubjectPublicKeyInfo of an Ed25519 or P-256 key"
             ));
         }
+        if key.len() != 60 && !p256_built_in {
+            fail(&format!(
+                "ZEROTOUCH_OWNER_KEYS entry `{key}` is a P-256 key but the image is built without the `suite-p256` feature; drop --no-default-features or pin Ed25519 owner keys"
+            ));
+        }
     }
 
     let suite = env::var("ZEROTOUCH_SUITE").unwrap_or_else(|_| "ed25519".into());
@@ -58,6 +65,12 @@ fn main() {
         fail(&format!(
             "ZEROTOUCH_SUITE is `{suite}`; use `ed25519` or `p256`"
         ));
+    }
+
+    if suite == "p256" && !p256_built_in {
+        fail(
+            "ZEROTOUCH_SUITE is `p256` but the image is built without the `suite-p256` feature; drop --no-default-features or use `ed25519`",
+        );
     }
 
     let market_var = env::var("ZEROTOUCH_MARKET").unwrap_or_else(|_| "EU".into());

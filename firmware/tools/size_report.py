@@ -23,7 +23,10 @@ GROUPS = {
         "der", "spki", "signature", "ff", "group", "sec1", "block_buffer", "zeroize",
         "hybrid_array", "ctutils", "cpubits",
     },
-    "firmware driver + flash store": {"zerotouch_esp32c3_enrollee", "zerotouch_firmware_store"},
+    "zerotouch-bridge (bridge protocol, framing)": {"zerotouch_bridge", "cobs", "crc", "crc_catalog"},
+    "firmware driver + flash store": {
+        "zerotouch_esp32c3_enrollee", "zerotouch_esp32c3_bridge", "zerotouch_firmware_store",
+    },
     "esp-radio (Rust side)": {"esp_radio", "esp_wifi_sys", "esp_phy", "esp_radio_rtos_driver"},
     "esp-hal, esp-rtos, embassy, storage": {
         "esp_hal", "esp_rtos", "esp_alloc", "esp_storage", "esp_bootloader_esp_idf",

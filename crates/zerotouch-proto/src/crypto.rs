@@ -6,6 +6,7 @@
 //! ([`sha256`], [`Prk`]). Every secret lives in a [`Zeroizing`] buffer; AEAD tag checks are
 //! constant-time inside the AEAD crates. Signatures belong to [`crate::keys`].
 
+#[cfg(feature = "suite-p256")]
 use aes_gcm::Aes128Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 use chacha20poly1305::aead::{AeadInOut, KeyInit};
@@ -70,6 +71,7 @@ impl EphemeralSecret {
     pub fn generate<R: rand_core::CryptoRng + ?Sized>(suite: SuiteId, rng: &mut R) -> Self {
         match suite {
             SuiteId::Ed25519 => Suite1::generate_ephemeral(rng),
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => Suite2::generate_ephemeral(rng),
         }
     }
@@ -78,6 +80,7 @@ impl EphemeralSecret {
     pub fn agree(&self, peer_public: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         match self.suite {
             SuiteId::Ed25519 => Suite1::agree(self, peer_public),
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => Suite2::agree(self, peer_public),
         }
     }
@@ -116,6 +119,7 @@ pub trait SuiteProvider {
 /// Suite 1: X25519 and ChaCha20-Poly1305.
 pub struct Suite1;
 /// Suite 2: P-256 ECDH and AES-128-GCM.
+#[cfg(feature = "suite-p256")]
 pub struct Suite2;
 
 fn seal_with<A: AeadInOut>(
@@ -204,6 +208,7 @@ impl SuiteProvider for Suite1 {
     }
 }
 
+#[cfg(feature = "suite-p256")]
 impl SuiteProvider for Suite2 {
     const SUITE: SuiteId = SuiteId::P256;
     const AEAD_KEY_LEN: usize = 16;
@@ -272,6 +277,7 @@ impl SuiteProvider for Suite2 {
 pub const fn aead_key_len(suite: SuiteId) -> usize {
     match suite {
         SuiteId::Ed25519 => Suite1::AEAD_KEY_LEN,
+        #[cfg(feature = "suite-p256")]
         SuiteId::P256 => Suite2::AEAD_KEY_LEN,
     }
 }
@@ -372,6 +378,7 @@ impl AeadKey {
     ) -> Result<[u8; TAG_LEN], CryptoError> {
         match self.suite {
             SuiteId::Ed25519 => Suite1::seal_in_place(self.key(), nonce, aad, buf),
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => Suite2::seal_in_place(self.key(), nonce, aad, buf),
         }
     }
@@ -386,6 +393,7 @@ impl AeadKey {
     ) -> Result<(), CryptoError> {
         match self.suite {
             SuiteId::Ed25519 => Suite1::open_in_place(self.key(), nonce, aad, buf, tag),
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => Suite2::open_in_place(self.key(), nonce, aad, buf, tag),
         }
     }

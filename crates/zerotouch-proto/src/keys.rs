@@ -106,6 +106,7 @@ pub const MAX_SPKI_INPUT_LEN: usize = 91;
 /// DER AlgorithmIdentifier contents for Ed25519 (RFC 8410): OID 1.3.101.112, no parameters.
 const ED25519_ALGORITHM: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// DER AlgorithmIdentifier contents for P-256 (RFC 5480): id-ecPublicKey, prime256v1.
+#[cfg(feature = "suite-p256")]
 const P256_ALGORITHM: &[u8] = &[
     0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, // id-ecPublicKey
     0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, // prime256v1
@@ -114,6 +115,7 @@ const P256_ALGORITHM: &[u8] = &[
 const ED25519_SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
+#[cfg(feature = "suite-p256")]
 const P256_SPKI_PREFIX: [u8; 26] = [
     0x30, 0x39, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x22, 0x00,
@@ -176,6 +178,7 @@ impl PublicKey {
                     return Err(KeyError::InvalidKey);
                 }
             }
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => {
                 if !matches!(bytes[0], 0x02 | 0x03) {
                     return Err(KeyError::InvalidKey);
@@ -230,20 +233,27 @@ impl PublicKey {
             if key.len() != 32 {
                 return Err(KeyError::BadSpki);
             }
-            Self::from_wire(SuiteId::Ed25519, key)
-        } else if algorithm == P256_ALGORITHM {
-            match key {
-                [0x02 | 0x03, ..] if key.len() == 33 => Self::from_wire(SuiteId::P256, key),
-                [0x04, ..] if key.len() == 65 => {
-                    let point = p256::ecdsa::VerifyingKey::from_sec1_bytes(key)
-                        .map_err(|_| KeyError::InvalidKey)?;
-                    let compressed = point.to_sec1_point(true);
-                    Self::from_wire(SuiteId::P256, compressed.as_bytes())
-                }
-                _ => Err(KeyError::BadSpki),
+            return Self::from_wire(SuiteId::Ed25519, key);
+        }
+        #[cfg(feature = "suite-p256")]
+        if algorithm == P256_ALGORITHM {
+            return Self::p256_from_spki_key(key);
+        }
+        Err(KeyError::UnsupportedAlgorithm)
+    }
+
+    /// A P-256 key from an SPKI BIT STRING: a compressed or uncompressed SEC1 point.
+    #[cfg(feature = "suite-p256")]
+    fn p256_from_spki_key(key: &[u8]) -> Result<Self, KeyError> {
+        match key {
+            [0x02 | 0x03, ..] if key.len() == 33 => Self::from_wire(SuiteId::P256, key),
+            [0x04, ..] if key.len() == 65 => {
+                let point = p256::ecdsa::VerifyingKey::from_sec1_bytes(key)
+                    .map_err(|_| KeyError::InvalidKey)?;
+                let compressed = point.to_sec1_point(true);
+                Self::from_wire(SuiteId::P256, compressed.as_bytes())
             }
-        } else {
-            Err(KeyError::UnsupportedAlgorithm)
+            _ => Err(KeyError::BadSpki),
         }
     }
 
@@ -251,6 +261,7 @@ impl PublicKey {
     pub fn to_spki_der(&self) -> heapless::Vec<u8, MAX_SPKI_LEN> {
         let prefix: &[u8] = match self.suite {
             SuiteId::Ed25519 => &ED25519_SPKI_PREFIX,
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => &P256_SPKI_PREFIX,
         };
         let mut out = heapless::Vec::new();
@@ -280,6 +291,7 @@ impl PublicKey {
                 key.verify_strict(msg, &sig)
                     .map_err(|_| KeyError::BadSignature)
             }
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => {
                 use p256::ecdsa::signature::Verifier;
                 let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(self.as_wire())
@@ -295,6 +307,7 @@ impl PublicKey {
 /// The secret key of one suite. Both library types zeroize themselves on drop.
 enum SecretKey {
     Ed25519(ed25519_dalek::SigningKey),
+    #[cfg(feature = "suite-p256")]
     P256(p256::ecdsa::SigningKey),
 }
 
@@ -313,8 +326,10 @@ impl SigningIdentity {
                 rng.fill_bytes(seed.as_mut());
                 SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
             }
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => {
                 use p256::elliptic_curve::Generate;
+                #[cfg(feature = "suite-p256")]
                 SecretKey::P256(p256::ecdsa::SigningKey::generate_from_rng(rng))
             }
         };
@@ -327,6 +342,7 @@ impl SigningIdentity {
         let seed: &[u8; 32] = secret.try_into().map_err(|_| KeyError::BadLength)?;
         let secret = match suite {
             SuiteId::Ed25519 => SecretKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(seed)),
+            #[cfg(feature = "suite-p256")]
             SuiteId::P256 => SecretKey::P256(
                 p256::ecdsa::SigningKey::from_slice(seed).map_err(|_| KeyError::InvalidKey)?,
             ),
@@ -339,6 +355,7 @@ impl SigningIdentity {
         let mut out = Zeroizing::new([0u8; 32]);
         match &self.secret {
             SecretKey::Ed25519(key) => out.copy_from_slice(key.as_bytes()),
+            #[cfg(feature = "suite-p256")]
             SecretKey::P256(key) => {
                 let scalar = Zeroizing::new(key.to_bytes());
                 out.copy_from_slice(scalar.as_slice());
@@ -351,6 +368,7 @@ impl SigningIdentity {
     pub fn suite(&self) -> SuiteId {
         match self.secret {
             SecretKey::Ed25519(_) => SuiteId::Ed25519,
+            #[cfg(feature = "suite-p256")]
             SecretKey::P256(_) => SuiteId::P256,
         }
     }
@@ -360,6 +378,7 @@ impl SigningIdentity {
         let mut bytes = [0u8; 33];
         match &self.secret {
             SecretKey::Ed25519(key) => bytes[..32].copy_from_slice(key.verifying_key().as_bytes()),
+            #[cfg(feature = "suite-p256")]
             SecretKey::P256(key) => {
                 bytes.copy_from_slice(key.verifying_key().to_sec1_point(true).as_bytes())
             }
@@ -378,6 +397,7 @@ impl SigningIdentity {
                 use ed25519_dalek::Signer;
                 key.sign(msg).to_bytes()
             }
+            #[cfg(feature = "suite-p256")]
             SecretKey::P256(key) => {
                 use p256::ecdsa::signature::Signer;
                 let sig: p256::ecdsa::Signature = key.sign(msg);
