@@ -188,7 +188,11 @@ impl EntryView {
 
 /// Runs an `allow` command.
 pub async fn run(cmd: AllowCommand, ctx: &Context) -> Result<(), AppError> {
-    let registry = ctx.open_registry().await?;
+    let registry = if matches!(cmd, AllowCommand::List(_)) {
+        ctx.open_existing_registry().await?
+    } else {
+        ctx.open_registry().await?
+    };
     match cmd {
         AllowCommand::Add(args) => add(args, ctx, &registry).await,
         AllowCommand::Import(args) => import(args, ctx, &registry).await,
