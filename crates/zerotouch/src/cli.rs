@@ -239,6 +239,21 @@ impl Context {
         }
         Ok(Registry::open(&self.registry_url(), self.secret_key_source()).await?)
     }
+
+    /// Opens the registry for a command that only reads: a missing SQLite file is an error
+    /// (a mistyped `--registry` must not create an empty registry and report "no devices").
+    pub async fn open_existing_registry(&self) -> Result<Registry, AppError> {
+        if let RegistryLocation::Sqlite(path) = &self.registry
+            && !path.exists()
+        {
+            return Err(AppError::NotFound(format!(
+                "no registry at {}: check --registry (or ZEROTOUCH_REGISTRY); a command that \
+                 writes, such as `zerotouch fleet init`, creates one",
+                path.display()
+            )));
+        }
+        self.open_registry().await
+    }
 }
 
 /// Refuses an existing, non-empty file that is not an SQLite database before the store

@@ -169,7 +169,7 @@ pub fn load(state_dir: &Path) -> Result<SigningIdentity, IdentityError> {
 }
 
 /// Parses the identity file format (see the module documentation).
-fn parse(text: &str) -> Result<SigningIdentity, String> {
+pub(crate) fn parse(text: &str) -> Result<SigningIdentity, String> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     if lines.next() != Some(IDENTITY_HEADER) {
         return Err(format!("first line is not `{IDENTITY_HEADER}`"));

@@ -13,6 +13,8 @@ mod daemon;
 mod demo;
 mod identity;
 mod output;
+#[cfg(test)]
+mod parser_props;
 mod settings;
 
 use std::process::ExitCode;

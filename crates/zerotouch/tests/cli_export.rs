@@ -219,3 +219,60 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
 }
+
+/// A FIFO, a link to a device node and `-` are not files to replace: the FIFO and the node
+/// are refused and left alone, a link to a regular file is written through (the link stays),
+/// and `-` means stdout, not a file named `-`.
+#[test]
+fn export_refuses_non_regular_targets_writes_through_symlinks_and_dashes_to_stdout() {
+    use std::os::unix::fs::{FileTypeExt, symlink};
+    let env = Env::new();
+    env.ok(&["profile", "list"]); // creates the registry
+    let fifo = env.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let err = env.fails(&["export", "hostapd-psk", s(&fifo)], 2);
+    assert!(err.contains("not a regular file"), "{err}");
+    let kept = std::fs::symlink_metadata(&fifo).expect("fifo stays");
+    assert!(kept.file_type().is_fifo());
+
+    let to_null = env.path("null-link");
+    symlink("/dev/null", &to_null).expect("symlink");
+    let err = env.fails(&["export", "hostapd-psk", s(&to_null)], 2);
+    assert!(
+        err.contains("/dev/null exists and is not a regular file"),
+        "{err}"
+    );
+    assert!(
+        std::fs::metadata("/dev/null")
+            .expect("null")
+            .file_type()
+            .is_char_device()
+    );
+
+    let real = env.path("real.psk");
+    std::fs::write(&real, "old").expect("write");
+    let link = env.path("link.psk");
+    symlink("real.psk", &link).expect("symlink");
+    env.ok(&["export", "hostapd-psk", s(&link)]);
+    let link_meta = std::fs::symlink_metadata(&link).expect("link");
+    assert!(link_meta.file_type().is_symlink(), "the link was replaced");
+    let written = std::fs::read_to_string(&real).expect("read target");
+    assert!(written.starts_with("# hostapd wpa_psk_file"), "{written}");
+    let mode = std::fs::metadata(&real).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let out = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .args(["export", "hostapd-psk", "-"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(stdout.starts_with("# hostapd wpa_psk_file"), "{stdout}");
+    assert!(!env.path("-").exists(), "a file named `-` was written");
+}

@@ -95,3 +95,22 @@ fn wrong_secret_key_is_exit_6() {
         Some(s(&env.path("registry.db.key")))
     );
 }
+
+/// A read-only command with a mistyped `--registry` says there is no registry (exit 3) and
+/// creates nothing: no directories, no database, no key file.
+#[test]
+fn read_only_commands_do_not_create_a_registry() {
+    let env = Env::new();
+    let missing = env.path("nonexist/sub/reg.db");
+    for args in [
+        &["allow", "list"][..],
+        &["log"][..],
+        &["export", "hostapd-psk", "-"][..],
+    ] {
+        let mut all = vec!["--registry", s(&missing)];
+        all.extend_from_slice(args);
+        let err = env.fails(&all, 3);
+        assert!(err.contains("no registry at"), "{args:?}: {err}");
+    }
+    assert!(!env.path("nonexist").exists(), "a directory was created");
+}

@@ -114,7 +114,7 @@ fn now_ms(start: tokio::time::Instant) -> Instant {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Prints the device's DPP URI (and a QR code unless `--json` or `--no-qr`).
+/// Prints the device's DPP URI (and a QR code on a terminal, unless `--json` or `--no-qr`).
 pub async fn uri(args: UriArgs, ctx: &Context) -> Result<(), AppError> {
     let identity = crate::identity::load(&args.state_dir)?;
     let public = identity.public_key();
@@ -140,7 +140,8 @@ pub async fn uri(args: UriArgs, ctx: &Context) -> Result<(), AppError> {
         return Ok(());
     }
     println!("{uri}");
-    if !args.no_qr {
+    // A QR code in a pipe (`enrollee uri | allow import -`) would be read as input.
+    if !args.no_qr && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         match qrcode::QrCode::new(uri.as_bytes()) {
             Ok(code) => {
                 let image = code

@@ -94,7 +94,10 @@ pub fn parse_device(text: &str) -> Result<ParsedDevice, String> {
     if text.is_empty() {
         return Err("empty entry".into());
     }
-    if text.len() >= 4 && text[..4].eq_ignore_ascii_case("DPP:") {
+    if text
+        .get(..4)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("DPP:"))
+    {
         let uri = BootstrapUri::parse(text).map_err(|e| format!("invalid DPP URI: {e}"))?;
         return Ok(ParsedDevice {
             key: uri.key,
@@ -185,7 +188,11 @@ impl EntryView {
 
 /// Runs an `allow` command.
 pub async fn run(cmd: AllowCommand, ctx: &Context) -> Result<(), AppError> {
-    let registry = ctx.open_registry().await?;
+    let registry = if matches!(cmd, AllowCommand::List(_)) {
+        ctx.open_existing_registry().await?
+    } else {
+        ctx.open_registry().await?
+    };
     match cmd {
         AllowCommand::Add(args) => add(args, ctx, &registry).await,
         AllowCommand::Import(args) => import(args, ctx, &registry).await,
@@ -219,7 +226,7 @@ async fn add(args: AddArgs, ctx: &Context, registry: &Registry) -> Result<(), Ap
 }
 
 /// An import entry before it is parsed: where it came from and its fields.
-struct RawEntry {
+pub(crate) struct RawEntry {
     /// Human position: `line 7` or `entry 3`.
     position: String,
     device: String,
@@ -229,7 +236,7 @@ struct RawEntry {
 }
 
 /// Splits an import file into entries, detecting its format.
-fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), AppError> {
+pub(crate) fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), AppError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('[') {
         return read_json(trimmed).map(|e| ("JSON", e));

@@ -1,6 +1,6 @@
 //! `zerotouch export`: registry data for other software.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
@@ -21,7 +21,8 @@ pub enum ExportCommand {
 /// Arguments of `zerotouch export hostapd-psk`.
 #[derive(Args, Debug)]
 pub struct HostapdPskArgs {
-    /// Output file (replaced atomically, mode 0600).
+    /// Output file (replaced atomically, mode 0600; a symlink is written through to its
+    /// target), or `-` for stdout.
     pub file: PathBuf,
 }
 
@@ -73,10 +74,13 @@ pub fn hostapd_psk_file(psks: &[ProvisionedPsk]) -> Result<Zeroizing<String>, Ap
 }
 
 async fn hostapd_psk(args: HostapdPskArgs, ctx: &Context) -> Result<(), AppError> {
-    let registry = ctx.open_registry().await?;
+    let registry = ctx.open_existing_registry().await?;
     let psks = registry.provisioned_psks().await?;
     let text = hostapd_psk_file(&psks)?;
-    write_atomic(&args.file, text.as_bytes(), 0o600)?;
+    if args.file.as_os_str() == "-" {
+        return write_stdout(text.trim_end());
+    }
+    write_atomic(&export_target(&args.file)?, text.as_bytes(), 0o600)?;
     if ctx.json {
         return print_json(&serde_json::json!({
             "file": args.file.display().to_string(),
@@ -89,6 +93,40 @@ async fn hostapd_psk(args: HostapdPskArgs, ctx: &Context) -> Result<(), AppError
         args.file.display(),
         psks.len()
     ))
+}
+
+/// The regular file to replace for `path`: the path itself, or the file a symlink points
+/// to (hostapd setups often link the PSK file). A device node, FIFO or directory is refused:
+/// replacing `/dev/null` with a file of passphrases is never what was meant.
+fn export_target(path: &Path) -> Result<PathBuf, AppError> {
+    let Ok(link) = std::fs::symlink_metadata(path) else {
+        return Ok(path.to_path_buf());
+    };
+    if !link.file_type().is_symlink() {
+        return regular_or_refused(path, &link).map(|()| path.to_path_buf());
+    }
+    let resolved = std::fs::canonicalize(path).map_err(|e| {
+        AppError::io(
+            format_args!(
+                "{} is a symlink whose target cannot be resolved; fix or remove the link",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    let meta = std::fs::metadata(&resolved)
+        .map_err(|e| AppError::io(format_args!("cannot inspect {}", resolved.display()), e))?;
+    regular_or_refused(&resolved, &meta).map(|()| resolved)
+}
+
+fn regular_or_refused(path: &Path, meta: &std::fs::Metadata) -> Result<(), AppError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    Err(AppError::Usage(format!(
+        "{} exists and is not a regular file; it was left untouched. Give a file path, or `-` for stdout",
+        path.display()
+    )))
 }
 
 #[cfg(test)]

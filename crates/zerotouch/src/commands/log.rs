@@ -49,7 +49,7 @@ struct EventView<'a> {
 
 /// Runs `zerotouch log`.
 pub async fn run(args: LogArgs, ctx: &Context) -> Result<(), AppError> {
-    let registry = ctx.open_registry().await?;
+    let registry = ctx.open_existing_registry().await?;
     let since_ms = args
         .since
         .as_deref()
