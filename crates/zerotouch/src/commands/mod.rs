@@ -7,3 +7,4 @@ pub mod export;
 pub mod fleet;
 pub mod log;
 pub mod profile;
+pub mod token;
