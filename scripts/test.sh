@@ -20,6 +20,9 @@ command -v sqlite3 >/dev/null || need_pkgs+=(sqlite3)
 command -v hostapd >/dev/null || need_pkgs+=(hostapd)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 command -v nm >/dev/null || need_pkgs+=(binutils)
+# The HTTP API tests: curl as an HTTPS client, openssl to make their certificate.
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -192,6 +192,7 @@ fn public_routes() -> Routes {
 }
 
 /// Every (method, path) the router serves.
+#[cfg(test)]
 pub fn served_routes() -> Vec<(Method, &'static str)> {
     let mut all = api_routes().served;
     all.extend(public_routes().served);
