@@ -21,6 +21,9 @@ command -v hostapd >/dev/null || need_pkgs+=(hostapd)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 command -v nm >/dev/null || need_pkgs+=(binutils)
 command -v ip >/dev/null || need_pkgs+=(iproute2)   # netns + veth for the monitor link tests
+# The HTTP API tests: curl as an HTTPS client, openssl to make their certificate.
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   step "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

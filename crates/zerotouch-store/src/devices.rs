@@ -18,7 +18,7 @@ use crate::model::{
 use crate::profiles::validate_settings;
 use crate::registry::{Registry, now_ms};
 
-const DEVICE_COLUMNS: &str = "key_hash, suite, public_key, label, profile, overrides, state, failure_reason, expires_at, last_mac, last_event, last_event_at, created_at, updated_at, provisioned_at, provision_count";
+pub(crate) const DEVICE_COLUMNS: &str = "key_hash, suite, public_key, label, profile, overrides, state, failure_reason, expires_at, last_mac, last_event, last_event_at, created_at, updated_at, provisioned_at, provision_count";
 
 /// Longest label accepted.
 const MAX_LABEL_LEN: usize = 128;
@@ -55,7 +55,7 @@ fn validate_new_device(device: &NewDevice) -> Result<(), StoreError> {
 }
 
 impl Registry {
-    fn device_from_row(&self, row: &AnyRow) -> Result<Device, StoreError> {
+    pub(crate) fn device_from_row(&self, row: &AnyRow) -> Result<Device, StoreError> {
         let get_err = |e: sqlx::Error| self.db_err(e);
         let key_text: String = row.try_get("key_hash").map_err(get_err)?;
         let corrupt = |what: &str| StoreError::Corrupt {

@@ -128,6 +128,22 @@ pub enum StoreError {
     /// An atomic import was rejected; nothing was added.
     #[error("{} of the entries conflict, nothing was imported: {}", .0.len(), summarize_conflicts(.0))]
     ImportRejected(Vec<ImportConflict>),
+    /// A conditional profile write whose expected version is not the stored one.
+    #[error(
+        "profile {name:?} was changed by someone else (its version is now {current}): reload it and apply your change again"
+    )]
+    ProfileVersionMismatch {
+        /// The profile.
+        name: String,
+        /// Its current version (`none` if it does not exist).
+        current: String,
+    },
+    /// An API token name that is already taken.
+    #[error("an API token named {0:?} already exists: choose another name, or revoke it first")]
+    DuplicateToken(String),
+    /// An API token name that does not exist.
+    #[error("no API token named {0:?}: list them with `zerotouch token list`")]
+    TokenNotFound(String),
     /// A key-hash prefix that matches several devices.
     #[error(
         "{prefix:?} matches {matches} devices: give more hex digits of the key hash, or the label"

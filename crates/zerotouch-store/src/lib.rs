@@ -53,8 +53,10 @@ mod devices;
 mod error;
 mod model;
 mod profiles;
+mod queries;
 mod registry;
 mod secret;
+mod tokens;
 mod transitions;
 
 pub use error::{ImportConflict, StoreError};
@@ -64,7 +66,9 @@ pub use model::{
     PlannedCredential, PlannedNetwork, Profile, ProvisionedPsk, SecurityKind, UnixMillis,
     failure_reason_from_name, parse_key_hash, parse_mac,
 };
-pub use profiles::validate_profile;
+pub use profiles::{ProfilePrecondition, validate_profile};
+pub use queries::{DevicePageQuery, DeviceSort};
 pub use registry::{Backend, Registry};
 pub use secret::{SECRET_KEY_ENV, SecretKeySource};
+pub use tokens::{ApiToken, Role, TOKEN_PREFIX, TokenCheck};
 pub use transitions::{Transition, TransitionOutcome};

@@ -424,6 +424,13 @@ pub enum AuditKind {
     ProfileChanged,
     /// The fleet keys were created.
     FleetInitialized,
+    /// An HTTP API token was created.
+    TokenCreated,
+    /// An HTTP API token was revoked.
+    TokenRevoked,
+    /// An HTTP API request was refused: no, wrong or expired token (401), or a role that may
+    /// not do it (403).
+    ApiDenied,
     /// A kind written by a newer zerotouch.
     Other(String),
 }
@@ -443,6 +450,9 @@ impl AuditKind {
             Self::Allowed => "allowed",
             Self::ProfileChanged => "profile-changed",
             Self::FleetInitialized => "fleet-initialized",
+            Self::TokenCreated => "token-created",
+            Self::TokenRevoked => "token-revoked",
+            Self::ApiDenied => "api-denied",
             Self::Other(name) => name,
         }
     }
@@ -461,6 +471,9 @@ impl AuditKind {
             "allowed" => Self::Allowed,
             "profile-changed" => Self::ProfileChanged,
             "fleet-initialized" => Self::FleetInitialized,
+            "token-created" => Self::TokenCreated,
+            "token-revoked" => Self::TokenRevoked,
+            "api-denied" => Self::ApiDenied,
             other => Self::Other(other.to_string()),
         }
     }

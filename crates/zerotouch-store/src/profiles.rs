@@ -151,6 +151,29 @@ fn generate_passphrase() -> Result<Zeroizing<String>, StoreError> {
     Ok(out)
 }
 
+/// What [`Registry::set_profile_if`] expects to find.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProfilePrecondition {
+    /// Anything: an unconditional write.
+    Any,
+    /// No profile of that name (create only).
+    Absent,
+    /// The profile at this version (from [`Registry::get_profile_versioned`]).
+    Version(String),
+}
+
+/// A profile's version: a digest of its sealed columns. Every write seals with a fresh
+/// nonce, so every write makes a new version, even of identical contents.
+fn profile_version(networks_sealed: &str, settings_sealed: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(networks_sealed.as_bytes())
+        .chain_update([0])
+        .chain_update(settings_sealed.as_bytes())
+        .finalize();
+    hex::encode(&digest[..12])
+}
+
 impl Registry {
     fn profile_from_row(&self, row: &sqlx::any::AnyRow) -> Result<Profile, StoreError> {
         let name: String = row.try_get("name").map_err(|e| self.db_err(e))?;
@@ -176,6 +199,20 @@ impl Registry {
     /// Creates or replaces a profile (validated first: SSIDs, passphrases, channels,
     /// settings).
     pub async fn set_profile(&self, profile: &Profile) -> Result<(), StoreError> {
+        self.set_profile_if(profile, ProfilePrecondition::Any)
+            .await
+            .map(drop)
+    }
+
+    /// Like [`Registry::set_profile`], only if the stored profile is still the version the
+    /// caller read ([`StoreError::ProfileVersionMismatch`] otherwise, nothing written), so
+    /// that of two concurrent edits the second is refused instead of silently lost.
+    /// Returns the new version.
+    pub async fn set_profile_if(
+        &self,
+        profile: &Profile,
+        expected: ProfilePrecondition,
+    ) -> Result<String, StoreError> {
         validate_profile(profile)?;
         let now = now_ms();
         let networks = Zeroizing::new(
@@ -192,7 +229,10 @@ impl Registry {
         let settings = self
             .secret
             .seal("profiles", "settings", &profile.name, &settings)?;
+        let version = profile_version(&networks, &settings);
         let mut tx = self.begin_write().await?;
+        self.check_profile_precondition(&mut tx, &profile.name, &expected)
+            .await?;
         sqlx::query(
             "INSERT INTO profiles (name, networks, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET networks = excluded.networks, settings = excluded.settings, updated_at = excluded.updated_at",
         )
@@ -213,7 +253,74 @@ impl Registry {
         )
         .await?;
         self.bump_change_counter(&mut tx).await?;
-        self.commit(tx).await
+        self.commit(tx).await?;
+        Ok(version)
+    }
+
+    /// Fails unless the stored version of profile `name` is what `expected` says. Runs in
+    /// the write transaction, with the row locked, so the check and the write are atomic.
+    async fn check_profile_precondition(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        name: &str,
+        expected: &ProfilePrecondition,
+    ) -> Result<(), StoreError> {
+        if *expected == ProfilePrecondition::Any {
+            return Ok(());
+        }
+        // SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL locks the row.
+        let sql = match self.backend() {
+            crate::Backend::Sqlite { .. } => {
+                "SELECT networks, settings FROM profiles WHERE name = $1"
+            }
+            crate::Backend::Postgres => {
+                "SELECT networks, settings FROM profiles WHERE name = $1 FOR UPDATE"
+            }
+        };
+        let row = sqlx::query(sql)
+            .bind(name.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let current = match &row {
+            Some(row) => {
+                let networks: String = row.try_get("networks").map_err(|e| self.db_err(e))?;
+                let settings: String = row.try_get("settings").map_err(|e| self.db_err(e))?;
+                Some(profile_version(&networks, &settings))
+            }
+            None => None,
+        };
+        let ok = match expected {
+            ProfilePrecondition::Any => true,
+            ProfilePrecondition::Absent => current.is_none(),
+            ProfilePrecondition::Version(v) => current.as_deref() == Some(v.as_str()),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(StoreError::ProfileVersionMismatch {
+            name: name.to_string(),
+            current: current.unwrap_or_else(|| "none".into()),
+        })
+    }
+
+    /// The profile named `name` with its version (for [`Registry::set_profile_if`]).
+    pub async fn get_profile_versioned(
+        &self,
+        name: &str,
+    ) -> Result<Option<(Profile, String)>, StoreError> {
+        let row = sqlx::query("SELECT name, networks, settings FROM profiles WHERE name = $1")
+            .bind(name.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let Some(row) = row else { return Ok(None) };
+        let networks: String = row.try_get("networks").map_err(|e| self.db_err(e))?;
+        let settings: String = row.try_get("settings").map_err(|e| self.db_err(e))?;
+        Ok(Some((
+            self.profile_from_row(&row)?,
+            profile_version(&networks, &settings),
+        )))
     }
 
     /// The profile named `name`.

@@ -93,6 +93,9 @@ pub enum Command {
     /// Network profiles and application settings delivered to devices.
     #[command(subcommand)]
     Profile(commands::profile::ProfileCommand),
+    /// Bearer tokens for the configurator daemon's HTTP API.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
     /// Show the audit log.
     Log(commands::log::LogArgs),
     /// Export registry data for other software.

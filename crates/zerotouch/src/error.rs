@@ -138,15 +138,18 @@ impl From<StoreError> for AppError {
             | StoreError::Migration { .. }
             | StoreError::WrongSecretKey { .. }
             | StoreError::Tampered { .. } => AppError::Corrupt(message),
-            StoreError::UnknownProfile(_) | StoreError::DeviceNotFound(_) | StoreError::NoFleet => {
-                AppError::NotFound(message)
-            }
+            StoreError::UnknownProfile(_)
+            | StoreError::DeviceNotFound(_)
+            | StoreError::TokenNotFound(_)
+            | StoreError::NoFleet => AppError::NotFound(message),
             StoreError::DuplicateKey(_)
             | StoreError::DuplicateLabel(_)
             | StoreError::AmbiguousPrefix { .. }
             | StoreError::FleetExists(_)
             | StoreError::ProfileInUse { .. }
             | StoreError::DeviceRevoked(_)
+            | StoreError::DuplicateToken(_)
+            | StoreError::ProfileVersionMismatch { .. }
             | StoreError::ImportRejected(_) => AppError::Conflict(message),
             StoreError::InvalidConfig(_)
             | StoreError::InvalidInput(_)

@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod daemon;
 mod demo;
+mod http;
 mod identity;
 mod output;
 #[cfg(test)]
@@ -58,6 +59,7 @@ async fn dispatch(command: Command, ctx: &Context) -> Result<(), AppError> {
         Command::Device(cmd) => commands::device::run(cmd, ctx).await,
         Command::Allow(cmd) => commands::allow::run(cmd, ctx).await,
         Command::Profile(cmd) => commands::profile::run(cmd, ctx).await,
+        Command::Token(cmd) => commands::token::run(cmd, ctx).await,
         Command::Log(args) => commands::log::run(args, ctx).await,
         Command::Export(cmd) => commands::export::run(cmd, ctx).await,
         Command::Completions(args) => commands::completions::run(args),

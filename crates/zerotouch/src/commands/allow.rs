@@ -235,8 +235,61 @@ pub(crate) struct RawEntry {
     expires: Option<String>,
 }
 
+/// One bad entry of an import file: where it is and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImportProblem {
+    /// `line 7` (CSV, one-per-line) or `entry 3` (JSON).
+    pub position: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Why an import file imports nothing.
+#[derive(Debug)]
+pub enum ImportError {
+    /// The file as a whole cannot be read (bad JSON, CSV header without a key column, ...).
+    Format(String),
+    /// The file has no entries.
+    Empty,
+    /// These entries are bad (every one is listed).
+    Rejected(Vec<ImportProblem>),
+    /// These entries conflict with the registry.
+    Conflicts(Vec<ImportProblem>),
+    /// The registry failed.
+    Store(StoreError),
+}
+
+impl ImportError {
+    /// The CLI's error for it; `source` names the file.
+    pub fn into_app_error(self, source: &str) -> AppError {
+        match self {
+            Self::Format(message) => AppError::Usage(message),
+            Self::Empty => {
+                AppError::Usage(format!("{source} has no entries; nothing was imported"))
+            }
+            Self::Rejected(problems) => rejected(&problems),
+            Self::Conflicts(problems) => AppError::Conflict(format!(
+                "import rejected, nothing was imported (the import is all or nothing); {} conflict(s) with the registry:\n{}",
+                problems.len(),
+                list_problems(&problems)
+            )),
+            Self::Store(e) => e.into(),
+        }
+    }
+}
+
+/// An import file checked and ready for [`Registry::allow_many`].
+pub struct ImportPlan {
+    /// The detected format: `CSV`, `JSON` or `one-per-line`.
+    pub format: &'static str,
+    /// Position of each device in the file.
+    pub positions: Vec<String>,
+    /// The devices, in file order.
+    pub devices: Vec<NewDevice>,
+}
+
 /// Splits an import file into entries, detecting its format.
-pub(crate) fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), AppError> {
+pub(crate) fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), ImportError> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('[') {
         return read_json(trimmed).map(|e| ("JSON", e));
@@ -271,14 +324,14 @@ pub(crate) fn read_entries(text: &str) -> Result<(&'static str, Vec<RawEntry>), 
     Ok(("one-per-line", entries))
 }
 
-fn read_csv(text: &str) -> Result<Vec<RawEntry>, AppError> {
+fn read_csv(text: &str) -> Result<Vec<RawEntry>, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(text.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| AppError::Usage(format!("import file: bad CSV header: {e}")))?
+        .map_err(|e| ImportError::Format(format!("import file: bad CSV header: {e}")))?
         .clone();
     let column = |names: &[&str]| {
         headers
@@ -286,7 +339,7 @@ fn read_csv(text: &str) -> Result<Vec<RawEntry>, AppError> {
             .position(|h| names.contains(&h.to_ascii_lowercase().as_str()))
     };
     let device_col = column(&["uri", "dpp_uri", "key", "device"]).ok_or_else(|| {
-        AppError::Usage("import file: the CSV header needs a `uri` (or `key`) column".into())
+        ImportError::Format("import file: the CSV header needs a `uri` (or `key`) column".into())
     })?;
     let (label_col, profile_col, expires_col) = (
         column(&["label"]),
@@ -314,17 +367,17 @@ fn read_csv(text: &str) -> Result<Vec<RawEntry>, AppError> {
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                errors.push(format!(
-                    "  line {line}: malformed CSV row: {}",
-                    csv_error_kind(&e)
-                ));
+                errors.push(ImportProblem {
+                    position: format!("line {line}"),
+                    reason: format!("malformed CSV row: {}", csv_error_kind(&e)),
+                });
             }
         }
     }
     if errors.is_empty() {
         Ok(entries)
     } else {
-        Err(rejected(&errors))
+        Err(ImportError::Rejected(errors))
     }
 }
 
@@ -339,7 +392,7 @@ fn csv_error_kind(err: &csv::Error) -> String {
     }
 }
 
-fn read_json(text: &str) -> Result<Vec<RawEntry>, AppError> {
+fn read_json(text: &str) -> Result<Vec<RawEntry>, ImportError> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum JsonEntry {
@@ -353,7 +406,7 @@ fn read_json(text: &str) -> Result<Vec<RawEntry>, AppError> {
         },
     }
     let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
-        AppError::Usage(format!(
+        ImportError::Format(format!(
             "import file: not a valid JSON array (line {}, column {}): {e}; nothing was imported",
             e.line(),
             e.column()
@@ -378,31 +431,137 @@ fn read_json(text: &str) -> Result<Vec<RawEntry>, AppError> {
                 profile,
                 expires,
             }),
-            Err(_) => errors.push(format!(
-                "  {position}: expected a URI string or an object with \"uri\" (and optional \"label\", \"profile\", \"expires\")"
-            )),
+            Err(_) => errors.push(ImportProblem {
+                position,
+                reason: "expected a URI string or an object with \"uri\" (and optional \"label\", \"profile\", \"expires\")".into(),
+            }),
         }
     }
     if errors.is_empty() {
         Ok(entries)
     } else {
-        Err(rejected(&errors))
+        Err(ImportError::Rejected(errors))
     }
 }
 
 /// The error for an import with bad entries.
-fn rejected(problems: &[String]) -> AppError {
+fn rejected(problems: &[ImportProblem]) -> AppError {
     AppError::Usage(format!(
         "import rejected, nothing was imported (the import is all or nothing); {} problem(s):\n{}",
         problems.len(),
-        problems.join("\n")
+        list_problems(problems)
     ))
+}
+
+/// One indented `position: reason` line per problem.
+fn list_problems(problems: &[ImportProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {}: {}", p.position, p.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[derive(Serialize)]
 struct ImportReport {
     format: &'static str,
     imported: usize,
+}
+
+/// Checks an import file (format, every entry, duplicates within it) and parses it into
+/// devices; `default_profile` is for entries that name none. Nothing is written.
+pub fn plan_import(text: &str, default_profile: Option<&str>) -> Result<ImportPlan, ImportError> {
+    let (format, raw) = read_entries(text)?;
+    if raw.is_empty() {
+        return Err(ImportError::Empty);
+    }
+    let mut problems = Vec::new();
+    let mut devices = Vec::with_capacity(raw.len());
+    let mut positions = Vec::with_capacity(raw.len());
+    let mut first_seen: HashMap<KeyHash, &str> = HashMap::new();
+    let mut labels_seen: HashMap<String, &str> = HashMap::new();
+    for entry in &raw {
+        let problem = |reason: String| ImportProblem {
+            position: entry.position.clone(),
+            reason,
+        };
+        let parsed = match parse_device(&entry.device) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                problems.push(problem(reason));
+                continue;
+            }
+        };
+        let expires_at_ms = match entry
+            .expires
+            .as_deref()
+            .map(|t| parse_when(t, Direction::Future, "expires"))
+        {
+            Some(Err(e)) => {
+                problems.push(problem(e.to_string()));
+                continue;
+            }
+            Some(Ok(ms)) => Some(ms),
+            None => None,
+        };
+        let key_hash = parsed.key.key_hash();
+        if let Some(first) = first_seen.insert(key_hash, &entry.position) {
+            problems.push(problem(format!("duplicate: same device key as {first}")));
+            continue;
+        }
+        let mut new = NewDevice::from_public_key(&parsed.key);
+        new.label = entry.label.clone().or(parsed.info);
+        if let Some(label) = &new.label
+            && let Some(first) = labels_seen.insert(label.clone(), &entry.position)
+        {
+            problems.push(problem(format!(
+                "duplicate: label {label:?} already used by {first}"
+            )));
+            continue;
+        }
+        new.profile = entry
+            .profile
+            .clone()
+            .or_else(|| default_profile.map(str::to_string));
+        new.expires_at_ms = expires_at_ms;
+        positions.push(entry.position.clone());
+        devices.push(new);
+    }
+    if !problems.is_empty() {
+        return Err(ImportError::Rejected(problems));
+    }
+    Ok(ImportPlan {
+        format,
+        positions,
+        devices,
+    })
+}
+
+/// Imports a file all or nothing ([`plan_import`], then one registry transaction); returns
+/// its format and how many devices were added.
+pub async fn import_text(
+    registry: &Registry,
+    text: &str,
+    default_profile: Option<&str>,
+) -> Result<(&'static str, usize), ImportError> {
+    let plan = plan_import(text, default_profile)?;
+    match registry.allow_many(plan.devices).await {
+        Ok(imported) => Ok((plan.format, imported)),
+        Err(StoreError::ImportRejected(conflicts)) => Err(ImportError::Conflicts(
+            conflicts
+                .iter()
+                .map(|c| ImportProblem {
+                    position: plan
+                        .positions
+                        .get(c.index)
+                        .cloned()
+                        .unwrap_or_else(|| "?".into()),
+                    reason: c.reason.clone(),
+                })
+                .collect(),
+        )),
+        Err(e) => Err(ImportError::Store(e)),
+    }
 }
 
 async fn import(args: ImportArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
@@ -413,85 +572,10 @@ async fn import(args: ImportArgs, ctx: &Context, registry: &Registry) -> Result<
         std::fs::read_to_string(&args.file)
             .map_err(|e| AppError::io(format_args!("cannot read {}", args.file.display()), e))?
     };
-    let (format, raw) = read_entries(&text)?;
-    if raw.is_empty() {
-        return Err(AppError::Usage(format!(
-            "{} has no entries; nothing was imported",
-            args.file.display()
-        )));
-    }
-    let mut problems = Vec::new();
-    let mut devices = Vec::with_capacity(raw.len());
-    let mut first_seen: HashMap<KeyHash, &str> = HashMap::new();
-    let mut labels_seen: HashMap<String, &str> = HashMap::new();
-    for entry in &raw {
-        let parsed = match parse_device(&entry.device) {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                problems.push(format!("  {}: {reason}", entry.position));
-                continue;
-            }
-        };
-        let expires_at_ms = match entry
-            .expires
-            .as_deref()
-            .map(|t| parse_when(t, Direction::Future, "expires"))
-        {
-            Some(Err(e)) => {
-                problems.push(format!("  {}: {e}", entry.position));
-                continue;
-            }
-            Some(Ok(ms)) => Some(ms),
-            None => None,
-        };
-        let key_hash = parsed.key.key_hash();
-        if let Some(first) = first_seen.insert(key_hash, &entry.position) {
-            problems.push(format!(
-                "  {}: duplicate: same device key as {first}",
-                entry.position
-            ));
-            continue;
-        }
-        let mut new = NewDevice::from_public_key(&parsed.key);
-        new.label = entry.label.clone().or(parsed.info);
-        if let Some(label) = &new.label
-            && let Some(first) = labels_seen.insert(label.clone(), &entry.position)
-        {
-            problems.push(format!(
-                "  {}: duplicate: label {label:?} already used by {first}",
-                entry.position
-            ));
-            continue;
-        }
-        new.profile = entry.profile.clone().or_else(|| args.profile.clone());
-        new.expires_at_ms = expires_at_ms;
-        devices.push((entry.position.as_str(), new));
-    }
-    if !problems.is_empty() {
-        return Err(rejected(&problems));
-    }
-    let (positions, devices): (Vec<&str>, Vec<NewDevice>) = devices.into_iter().unzip();
-    let imported = match registry.allow_many(devices).await {
-        Ok(n) => n,
-        Err(StoreError::ImportRejected(conflicts)) => {
-            let problems: Vec<String> = conflicts
-                .iter()
-                .map(|c| {
-                    format!(
-                        "  {}: {}",
-                        positions.get(c.index).copied().unwrap_or("?"),
-                        c.reason
-                    )
-                })
-                .collect();
-            return Err(AppError::Conflict(format!(
-                "import rejected, nothing was imported (the import is all or nothing); {} conflict(s) with the registry:\n{}",
-                problems.len(),
-                problems.join("\n")
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let source = args.file.display().to_string();
+    let (format, imported) = import_text(registry, &text, args.profile.as_deref())
+        .await
+        .map_err(|e| e.into_app_error(&source))?;
     if ctx.json {
         return print_json(&ImportReport { format, imported });
     }

@@ -8,3 +8,4 @@ pub mod fleet;
 pub mod log;
 pub mod profile;
 pub mod radio;
+pub mod token;

@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// 802.11; open it in Wireshark with tools/wireshark/zerotouch.lua).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<std::path::PathBuf>,
+
+    /// The HTTP API and metrics.
+    #[command(flatten)]
+    pub http: crate::http::HttpArgs,
 }
 
 /// Unix time in seconds now (0 if the clock is before 1970).
@@ -184,6 +188,22 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
 
     let capture = open_capture(args.pcap.as_deref())?;
     let link = open_link(&args.link, addr, args.channel, args.iface, capture).await?;
+    let metrics = std::sync::Arc::new(crate::http::metrics::Metrics::new());
+    let daemon_info = crate::http::DaemonInfo {
+        configurator_id: configurator_id.clone(),
+        channel: args.channel,
+        link: args.link.to_string(),
+        started_at_ms: unix_millis(),
+    };
+    let mut api_registry = registry.clone();
+    api_registry.set_configurator_id(None);
+    let api_state = crate::http::AppState::new(
+        api_registry,
+        metrics.clone(),
+        daemon_info,
+        args.http.http_rate_limit,
+    );
+    crate::http::serve(&args.http, api_state).await?;
     tracing::info!(
         registry = registry.location(),
         configurator = %configurator_id,
@@ -198,7 +218,9 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let (job_tx, mut job_rx) = mpsc::unbounded_channel::<RegistryJob>();
     let (outcome_tx, mut outcome_rx) = mpsc::unbounded_channel::<JobOutcome>();
     let worker_registry = registry.clone();
+    let worker_metrics = metrics.clone();
     let worker = tokio::spawn(async move {
+        let mut job_metrics = crate::http::metrics::JobMetrics::default();
         while let Some(first) = job_rx.recv().await {
             // Everything queued meanwhile goes into the same registry transaction.
             let mut batch = vec![first];
@@ -208,7 +230,21 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
                     Err(_) => break,
                 }
             }
-            for outcome in execute_batch(&worker_registry, batch).await {
+            for job in &batch {
+                job_metrics.observe(&worker_metrics, job);
+            }
+            let started = std::time::Instant::now();
+            let outcomes = execute_batch(&worker_registry, batch).await;
+            worker_metrics
+                .registry_commit
+                .observe(started.elapsed().as_secs_f64());
+            for outcome in outcomes {
+                if let JobOutcome::JoinPersisted {
+                    persisted: true, ..
+                } = &outcome
+                {
+                    worker_metrics.provisioned.inc();
+                }
                 if outcome_tx.send(outcome).is_err() {
                     return;
                 }
@@ -255,14 +291,21 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let start = tokio::time::Instant::now();
     let mut clock_tick = tokio::time::interval(Duration::from_secs(10));
     loop {
-        flush(&mut driver, &link, &job_tx).await;
+        flush(&mut driver, &link, &job_tx, &metrics).await;
+        metrics.observe_core(driver.session_count(), driver.core_stats().throttled);
         let timer = driver
             .poll_timeout()
             .map(|t| start + Duration::from_millis(t));
         tokio::select! {
             received = link.recv() => match received {
-                Ok((src, frame)) => driver.handle_frame(now_ms(start), src, &frame),
-                Err(err) => tracing::warn!(%err, "link receive error"),
+                Ok((src, frame)) => {
+                    metrics.count_frame("received", &frame);
+                    driver.handle_frame(now_ms(start), src, &frame)
+                }
+                Err(err) => {
+                    metrics.count_link_error("receive");
+                    tracing::warn!(%err, "link receive error")
+                }
             },
             () = link::sleep_until(timer) => driver.handle_timeout(now_ms(start)),
             Some(outcome) = outcome_rx.recv() => driver.handle_outcome(now_ms(start), outcome),
@@ -307,7 +350,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
 }
 
 /// Unix time in milliseconds.
-fn unix_millis() -> i64 {
+pub(crate) fn unix_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -318,9 +361,12 @@ async fn flush<R: rand_core::CryptoRng>(
     driver: &mut ConfiguratorDriver<R>,
     link: &link::Link,
     jobs: &mpsc::UnboundedSender<RegistryJob>,
+    metrics: &crate::http::metrics::Metrics,
 ) {
     while let Some(transmit) = driver.poll_transmit() {
+        metrics.count_frame("sent", &transmit.frame);
         if let Err(err) = link.send(&transmit).await {
+            metrics.count_link_error("send");
             tracing::warn!(%err, "could not send a frame; the protocol will retransmit");
         }
     }

@@ -124,6 +124,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon started by the caller (with its own flags), logging to `log`.
+    pub fn from_child(child: Child, log: PathBuf) -> Self {
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
     /// SIGKILL, and reap.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
