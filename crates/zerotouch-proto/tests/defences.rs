@@ -290,7 +290,7 @@ fn an_eavesdropper_with_every_public_value_opens_no_frame() {
         let air = w.air.clone();
         let (announce, challenge, response) = (&air[0].1, &air[1].1, &air[2].1);
         let sealed = sealed_parts(suite, &air);
-        assert_eq!(sealed.len(), 5, "Challenge, Response, 2 Data, Ack");
+        assert_eq!(sealed.len(), 6, "Challenge, Response, 2 Data, 2 Acks");
         let ch_clear = &challenge[..28 + p];
         let transcripts = [
             sha256(&[announce, ch_clear]),
@@ -339,7 +339,7 @@ fn an_eavesdropper_with_every_public_value_opens_no_frame() {
         );
         let ss = enrollee_ephemeral.agree(eph_c).expect("ECDH");
         let real = schedule_keys(suite, &ss[..], &transcripts);
-        assert_eq!(opened(&real, &sealed), vec![true; 5], "{suite:?}: control");
+        assert_eq!(opened(&real, &sealed), vec![true; 6], "{suite:?}: control");
     }
 }
 
