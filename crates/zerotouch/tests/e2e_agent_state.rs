@@ -152,7 +152,26 @@ fn uri_of_an_empty_state_dir_creates_nothing_and_first_run_creates_the_identity_
             .is_some_and(|u| u.starts_with("DPP:") && u.ends_with(";;")),
         "{json}"
     );
-    let text = env.ok(&["enrollee", "uri", "--state-dir", &state.to_string_lossy()]);
+    // Into a pipe: the URI line alone, so `enrollee uri | allow import -` works.
+    let piped = env.ok(&["enrollee", "uri", "--state-dir", &state.to_string_lossy()]);
+    assert_eq!(
+        piped.lines().count(),
+        1,
+        "only the URI into a pipe:\n{piped}"
+    );
+    assert!(piped.starts_with("DPP:") && !piped.contains('█'), "{piped}");
+    // On a terminal (a real pseudo-terminal, through util-linux `script`): the QR code too.
+    let command = format!(
+        "'{}' enrollee uri --state-dir '{}'",
+        env!("CARGO_BIN_EXE_zerotouch"),
+        state.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("run script(1) from util-linux");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
     assert!(
         text.lines().count() > 10 && text.contains('█'),
         "QR code in the terminal:\n{text}"
