@@ -295,8 +295,8 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
     sec = {k: bytes.fromhex(v[k + "-secret"]) for k in ("owner", "configurator", "enrollee")}
     eph_e = bytes.fromhex(v["enrollee-ephemeral-secret"])
     eph_c = bytes.fromhex(v["configurator-ephemeral-secret"])
-    frames = [bytes.fromhex(v[f"frame{i}"]) for i in range(1, 7)]
-    announce, challenge, response, data_c, data_e, ack = frames
+    frames = [bytes.fromhex(v[f"frame{i}"]) for i in range(1, 8)]
+    announce, challenge, response, data_c, ack_e, data_e, ack = frames
     owner_pub = suite.identity_public(sec["owner"])
     conf_pub = suite.identity_public(sec["configurator"])
     enr_pub = suite.identity_public(sec["enrollee"])
@@ -307,9 +307,10 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
         ("Challenge", challenge, 181 + 2 * P),
         ("Response", response, 88),
         ("Ack", ack, 31),
+        ("Config Ack", ack_e, 31),
     ):
         f.equal(f"{s} {name} length", len(frame), want)
-    f.equal(f"{s} 6-frame session bytes", sum(map(len, frames)), 566 if suite.id == 1 else 571)
+    f.equal(f"{s} 7-frame session bytes", sum(map(len, frames)), 597 if suite.id == 1 else 602)
 
     # Section 5: the certificate.
     cert = bytes.fromhex(v["certificate"])
@@ -395,6 +396,17 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
             f"{s} Config owner has the cert's owner_id",
             suite.key_hash(config[1 : 1 + P])[:4] == cert[1:5],
         )
+
+    # Section 4.5: the enrollee's Ack of the Config, sent at once (counter 0, ack 1).
+    header(f, f"{s} Config Ack", ack_e, ACK, suite)
+    f.equal(f"{s} Config Ack sid", ack_e[4:8], sid)
+    counter_e, ack_field_e, sack_e = struct.unpack(">HHH", ack_e[8:14])
+    f.equal(f"{s} Config Ack counter", counter_e, 0)
+    f.equal(f"{s} Config Ack acknowledges the Config", ack_field_e, 1)
+    f.equal(f"{s} Config Ack sack", sack_e, 0)
+    n_e = nonce(ap["e"].iv, 1, counter_e)
+    empty_e = open_aead(f, f"{s} Config Ack", suite, ap["e"].key, n_e, ack_e[15:], ack_e[:15])
+    f.check(f"{s} Config Ack plaintext empty", empty_e == b"")
 
     # The Status message (E -> C, seq 0, END), acknowledging the Config (ack 1).
     status = open_data(f, f"{s} frame5 Status", suite, ap["e"], data_e, sid, 0, 1, 0)
