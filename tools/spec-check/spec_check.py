@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 # Section 4: common header.
 MAGIC = 0x5A
-VERSION = 0x01
+VERSION = 0x02
 ANNOUNCE, CHALLENGE, RESPONSE, DATA, ACK = 1, 2, 3, 4, 5
 # Section 4.6: channel message types.
 MSG_CONFIG, MSG_STATUS = 1, 2
@@ -303,14 +303,14 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
 
     # Section 4.7: frame sizes.
     for name, frame, want in (
-        ("Announce", announce, 6 + 2 * P),
+        ("Announce", announce, 6 + 2 * P + 8 + SIG),
         ("Challenge", challenge, 181 + 2 * P),
         ("Response", response, 88),
         ("Ack", ack, 31),
         ("Config Ack", ack_e, 31),
     ):
         f.equal(f"{s} {name} length", len(frame), want)
-    f.equal(f"{s} 7-frame session bytes", sum(map(len, frames)), 597 if suite.id == 1 else 602)
+    f.equal(f"{s} 7-frame session bytes", sum(map(len, frames)), 669 if suite.id == 1 else 674)
 
     # Section 5: the certificate.
     cert = bytes.fromhex(v["certificate"])
@@ -331,7 +331,18 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
     f.equal(f"{s} Announce mode New", announce[4], 0)
     f.equal(f"{s} Announce reason none", announce[5], 0)
     f.equal(f"{s} Announce identity", announce[6 : 6 + P], enr_pub)
-    f.equal(f"{s} Announce ephemeral", announce[6 + P :], suite.ephemeral_public(eph_e))
+    f.equal(f"{s} Announce ephemeral", announce[6 + P : 6 + 2 * P], suite.ephemeral_public(eph_e))
+    counter = announce[6 + 2 * P : 6 + 2 * P + 8]
+    # The vectors' enrollee runs boot 1 and is answered in its first round.
+    f.equal(f"{s} Announce counter = boot 1, round 1", counter, struct.pack(">II", 1, 1))
+    msg_a = b"zerotouch-a-sig-v2" + announce[: 6 + 2 * P + 8]
+    sig_a = announce[6 + 2 * P + 8 :]
+    f.check(f"{s} sig_A verifies with IdE", suite.verify(enr_pub, sig_a, msg_a))
+    f.equal(f"{s} sig_A deterministic", suite.sign(sec["enrollee"], msg_a), sig_a)
+    f.check(
+        f"{s} sig_A fails on another counter",
+        not suite.verify(enr_pub, sig_a, msg_a[:-1] + bytes([msg_a[-1] ^ 1])),
+    )
 
     # Section 4.2: Challenge clear part.
     header(f, f"{s} Challenge", challenge, CHALLENGE, suite)
@@ -343,7 +354,7 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
     ch_clear = challenge[: 28 + P]
 
     # Section 6.1: shared secret (both sides agree) and handshake keys.
-    ss = suite.ecdh(eph_c, announce[6 + P :])
+    ss = suite.ecdh(eph_c, announce[6 + P : 6 + 2 * P])
     f.equal(f"{s} ECDH both ways", suite.ecdh(eph_e, ephc_pub), ss)
     prk = hkdf_extract(b"zerotouch-v1" + bytes([suite.id]), ss)
     th1 = sha256(announce, ch_clear)

@@ -30,7 +30,7 @@ use zerotouch_proto::configurator::{
     Configurator, ConfiguratorEvent, ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
 };
 use zerotouch_proto::crypto::{AeadKey, EphemeralSecret, Prk, sha256};
-use zerotouch_proto::enrollee::{Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming};
+use zerotouch_proto::enrollee::{Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, Trust};
 use zerotouch_proto::{Addr, AnnounceMode, KeyHash, PublicKey, SigningIdentity, SuiteId, Transmit};
 
 const UNIX_TIME: u32 = 1_800_000_000;
@@ -126,12 +126,13 @@ impl Bench {
         let settings = EnrolleeSettings {
             identity: SigningIdentity::from_secret_bytes(self.suite, &secret.secret_bytes()[..])
                 .expect("round trip"),
-            pinned_owners: heapless::Vec::new(),
+            trust: Trust::FirstUse,
             mode: AnnounceMode::New,
             last_failure: None,
             last_channel: Some(6),
             known_unix_time: 0,
             timing: EnrolleeTiming::default(),
+            boot_counter: 1,
         };
         Enrollee::new(settings, ChaCha20Rng::seed_from_u64(seed), self.now)
     }

@@ -2,9 +2,11 @@
 //! handshake, delivers configurations and collects join reports, for many enrollees at once.
 //!
 //! Bounded by construction: an allowlist check (one SHA-256 and one lookup) before any
-//! per-announcement state or public-key operation; then a per-key rate limit, a global
-//! handshake token bucket, a pool of at most `max_sessions` unauthenticated handshakes
-//! (oldest evicted) next to at most `max_sessions` authenticated sessions. Uses `alloc` for
+//! per-announcement state or public-key operation; then the announcement counter (replays
+//! and copies stop here), the Announce signature within a verification budget, a per-key
+//! rate limit, an airtime budget for everything sent before authentication, a pool of at
+//! most `max_sessions` unauthenticated handshakes (oldest evicted) next to at most
+//! `max_sessions` authenticated sessions. Uses `alloc` for
 //! session storage (the configurator runs on a host or a large MCU).
 
 use alloc::boxed::Box;
@@ -184,11 +186,22 @@ pub struct ConfiguratorStats {
     pub rate_limited: u64,
     /// Announcements ignored because `max_sessions` authenticated sessions were running.
     pub busy: u64,
-    /// Announcements of allowlisted keys refused because the global handshake budget
-    /// ([`HANDSHAKES_PER_SECOND`]) was spent.
+    /// Fresh announcements (and copies) not answered because the airtime budget for frames
+    /// sent before authentication ([`PREAUTH_BYTES_PER_SECOND`]) was spent. It also bounds
+    /// the handshakes (one signature each) started per second.
     pub throttled: u64,
     /// Unauthenticated handshakes evicted to make room for a newer one.
     pub evicted: u64,
+    /// Announcements whose counter is not above the newest verified for the key: replays
+    /// and copies (the device's own on other channels, an attacker's). They cost a
+    /// comparison and draw nothing.
+    pub stale_announces: u64,
+    /// Announcements whose signature `sig_A` did not verify (forged or corrupted).
+    pub bad_announce_signatures: u64,
+    /// Announcements not verified because the verification budget
+    /// ([`VERIFICATIONS_PER_SECOND`]) was spent.
+    pub verification_throttled: u64,
+
     /// Frames dropped as malformed, unauthenticated or for an unknown session.
     pub dropped: u64,
 }
@@ -211,11 +224,6 @@ impl Default for ConfiguratorLimits {
 
 /// Entries in the per-key rate-limit table (oldest evicted beyond it).
 pub const RATE_TABLE_CAP: usize = 1024;
-/// Handshakes (signatures) started per second at most, over all keys: bounds the CPU an
-/// attacker replaying heard identity keys can consume (PROTOCOL.md §9.5).
-pub const HANDSHAKES_PER_SECOND: u64 = 256;
-/// Handshakes that may start at once after an idle period (token bucket depth).
-pub const HANDSHAKE_BURST: u64 = 128;
 /// An unauthenticated (Challenged) handshake lives at most this long. A genuine enrollee
 /// answers within its dwell (150 ms) plus a round trip, or re-announces; a spoofed
 /// handshake never gets a valid Response and must not hold a slot for long.
@@ -235,10 +243,29 @@ pub const FINISHED_TABLE_CAP: usize = 4096;
 /// Re-acknowledgements sent for one finished session at most (a replayed join report cannot
 /// keep the configurator transmitting).
 pub const MAX_REACKS: u8 = 8;
-/// Concurrent handshakes (Challenged sessions) per key, one per distinct announcement; a
-/// newer Announce of the key replaces its oldest handshake, so replayed or spoofed
-/// Announces cannot block the device's fresh one (PROTOCOL.md §9.5).
-pub const MAX_HANDSHAKES_PER_KEY: usize = 2;
+/// Concurrent handshakes (Challenged sessions) per key. Announces are signed and counted, so
+/// only the device itself can start a handshake and its newest Announce supersedes the
+/// older one (PROTOCOL.md §9.2).
+pub const MAX_HANDSHAKES_PER_KEY: usize = 1;
+/// A copy of the Announce a handshake answered draws the identical Challenge again at most
+/// this often ...
+pub const CHALLENGE_RESEND_INTERVAL_MS: u64 = 100;
+/// ... and at most this many times per handshake.
+pub const MAX_CHALLENGE_RESENDS: u8 = 4;
+/// Announce signatures verified per second at most (after the allowlist check): bounds the
+/// CPU spent on forged Announces of heard identity keys.
+pub const VERIFICATIONS_PER_SECOND: u64 = 1024;
+/// Verifications that may run at once after an idle period.
+pub const VERIFICATION_BURST: u64 = 256;
+/// Bytes per second the configurator sends before the peer is authenticated (Challenges):
+/// about 100 Challenges, a fifth of a 1 Mbit/s channel (PROTOCOL.md §9.5).
+pub const PREAUTH_BYTES_PER_SECOND: u64 = 24_576;
+/// Pre-authentication bytes that may go out at once after an idle period (64 Challenges).
+pub const PREAUTH_BYTES_BURST: u64 = 64 * 247;
+/// Keys whose newest verified announcement counter is remembered (oldest inserted evicted
+/// beyond it). Only verified Announces of allowlisted keys insert, so an attacker cannot
+/// evict entries; size it above the number of devices announcing at once.
+pub const ANNOUNCE_TABLE_CAP: usize = 65_536;
 /// Abort reason: the device was revoked.
 pub const ABORT_REVOKED: u8 = 1;
 /// Abort reason: the driver declined.
@@ -286,7 +313,7 @@ struct Session {
     peer: Addr,
     suite: SuiteId,
     identity: PublicKey,
-    announce: Vec<u8, { 6 + 2 * MAX_PUBLIC_LEN }>,
+    announce: Vec<u8, { wire::MAX_ANNOUNCE_LEN }>,
     challenge: Vec<u8, { 181 + 2 * MAX_PUBLIC_LEN }>,
     response: Vec<u8, RESPONSE_LEN>,
     /// Handshake secrets: dropped (zeroized) once the application keys are derived, so a
@@ -296,8 +323,9 @@ struct Session {
     channel: Option<Box<SessionChannel>>,
     phase: Phase,
     deadline: Instant,
-    challenge_rto: u64,
-    challenge_retries: u8,
+    /// Challenge resends drawn by copies of the Announce, and the last one's time.
+    resends: u8,
+    last_resend: Option<Instant>,
     /// When the handshake started (orders the unauthenticated pool; bounds its life).
     created: Instant,
     /// When a duplicate Response was last answered (at most one answer per RTO).
@@ -336,12 +364,52 @@ pub struct Configurator<R> {
     /// Last NotAllowed report per unknown key; keys in insertion order for O(1) eviction.
     not_allowed: BTreeMap<KeyHash, Instant>,
     not_allowed_order: VecDeque<KeyHash>,
-    /// Global handshake token bucket, in thousandths of a handshake, and its last refill.
-    handshake_tokens: u64,
-    tokens_at: Instant,
+    /// Newest verified announcement counter per key; keys in insertion order for eviction.
+    newest_counter: BTreeMap<KeyHash, u64>,
+    newest_order: VecDeque<KeyHash>,
+    /// Global budgets: Announce verifications, pre-authentication airtime (bytes; one
+    /// Challenge, so one signature, per handshake).
+    verifications: TokenBucket,
+    preauth_bytes: TokenBucket,
     tx: VecDeque<Transmit>,
     events: VecDeque<ConfiguratorEvent>,
     stats: ConfiguratorStats,
+}
+
+/// A token bucket over virtual time: `rate` tokens per second, at most `burst` stored.
+/// Kept in thousandths of a token so that millisecond refills are exact.
+struct TokenBucket {
+    milli_tokens: u64,
+    at: Instant,
+    rate: u64,
+    burst: u64,
+}
+
+impl TokenBucket {
+    fn full(rate: u64, burst: u64) -> Self {
+        TokenBucket {
+            milli_tokens: burst * 1000,
+            at: 0,
+            rate,
+            burst,
+        }
+    }
+
+    /// Takes `n` tokens if that many are left (refilling up to `now` first).
+    fn take(&mut self, now: Instant, n: u64) -> bool {
+        let elapsed = now.saturating_sub(self.at);
+        self.at = self.at.max(now);
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(elapsed.saturating_mul(self.rate))
+            .min(self.burst * 1000);
+        let cost = n.saturating_mul(1000);
+        if self.milli_tokens < cost {
+            return false;
+        }
+        self.milli_tokens -= cost;
+        true
+    }
 }
 
 /// Returns the entry of `key` in a bounded table, inserting `fresh` if absent and evicting
@@ -381,8 +449,10 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             rate_order: VecDeque::new(),
             not_allowed: BTreeMap::new(),
             not_allowed_order: VecDeque::new(),
-            handshake_tokens: HANDSHAKE_BURST * 1000,
-            tokens_at: 0,
+            newest_counter: BTreeMap::new(),
+            newest_order: VecDeque::new(),
+            verifications: TokenBucket::full(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST),
+            preauth_bytes: TokenBucket::full(PREAUTH_BYTES_PER_SECOND, PREAUTH_BYTES_BURST),
             tx: VecDeque::new(),
             events: VecDeque::new(),
             stats: ConfiguratorStats::default(),
@@ -428,7 +498,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                     self.on_announce(now, src, frame, allowlist);
                     return;
                 }
-                FrameType::Response => self.on_response(now, frame),
+                FrameType::Response => self.on_response(now, src, frame),
                 FrameType::Data => self.on_data(now, frame),
                 FrameType::Ack => self.on_ack(now, frame),
                 FrameType::Challenge => false,
@@ -458,19 +528,73 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         entry.1 > limits.per_source_burst
     }
 
-    /// Takes one handshake from the global token bucket, if any is left.
-    fn take_handshake_token(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_sub(self.tokens_at);
-        self.tokens_at = self.tokens_at.max(now);
-        self.handshake_tokens = self
-            .handshake_tokens
-            .saturating_add(elapsed.saturating_mul(HANDSHAKES_PER_SECOND))
-            .min(HANDSHAKE_BURST * 1000);
-        if self.handshake_tokens < 1000 {
-            return false;
+    /// A byte-identical copy of the Announce a waiting handshake answered: the device may
+    /// not have heard our Challenge (or someone relayed its Announce here before it arrived
+    /// itself). Resend the identical Challenge to the copy's source, at most once per
+    /// [`CHALLENGE_RESEND_INTERVAL_MS`] and [`MAX_CHALLENGE_RESENDS`] times, within the
+    /// airtime budget (PROTOCOL.md §9.2).
+    fn resend_challenge(&mut self, now: Instant, src: Addr, key: KeyHash, frame: &[u8]) {
+        let Some(&sid) = self.by_key.get(&key).and_then(|sids| sids.first()) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        let due = s
+            .last_resend
+            .is_none_or(|t| now >= t.saturating_add(CHALLENGE_RESEND_INTERVAL_MS));
+        if s.phase != Phase::Challenged
+            || s.announce.as_slice() != frame
+            || s.resends >= MAX_CHALLENGE_RESENDS
+            || !due
+        {
+            return;
         }
-        self.handshake_tokens -= 1000;
-        true
+        if !self.preauth_bytes.take(now, s.challenge.len() as u64) {
+            self.stats.throttled += 1;
+            return;
+        }
+        s.resends += 1;
+        s.last_resend = Some(now);
+        let challenge = s.challenge.clone();
+        self.queue(src, &challenge, true);
+    }
+
+    /// The newest verified announcement counter of `key`, if remembered.
+    fn newest_counter_of(&self, key: &KeyHash) -> Option<u64> {
+        self.newest_counter.get(key).copied()
+    }
+
+    /// Verifies `sig_A` with the announced identity, within the verification budget, and on
+    /// success records the counter as the key's newest. `None` = dropped (counted).
+    fn verify_announce(
+        &mut self,
+        now: Instant,
+        key: KeyHash,
+        view: &wire::Announce<&[u8]>,
+    ) -> Option<PublicKey> {
+        if !self.verifications.take(now, 1) {
+            self.stats.verification_throttled += 1;
+            return None;
+        }
+        let verified = PublicKey::from_wire(view.suite(), view.identity())
+            .ok()
+            .filter(|identity| {
+                let msg = crate::crypto::schedule::a_sig_message(view.signed_part());
+                identity.verify(&msg, &view.signature()).is_ok()
+            });
+        let Some(identity) = verified else {
+            self.stats.bad_announce_signatures += 1;
+            return None;
+        };
+        *bounded_entry(
+            &mut self.newest_counter,
+            &mut self.newest_order,
+            ANNOUNCE_TABLE_CAP,
+            key,
+            0,
+        ) = view.counter();
+        Some(identity)
     }
 
     /// Authenticated sessions (everything past the handshake), counted against
@@ -518,24 +642,31 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             }
             return;
         }
-        // Bounds what one key's Announces (genuine, replayed or spoofed) can cost.
+        // A counter not above the newest verified one is a replay or a copy of the live
+        // Announce: one comparison, nothing sent, no state changed (PROTOCOL.md §9.2).
+        if self
+            .newest_counter_of(&key)
+            .is_some_and(|newest| view.counter() <= newest)
+        {
+            self.stats.stale_announces += 1;
+            self.resend_challenge(now, src, key, frame);
+            return;
+        }
+        let Some(identity) = self.verify_announce(now, key, &view) else {
+            return;
+        };
+        // From here on the Announce is the device's own, and fresh.
         if self.rate_limited(now, key) {
             self.stats.rate_limited += 1;
             return;
         }
         if let Some(sids) = self.by_key.get(&key) {
-            let mut running = sids.iter().filter_map(|sid| self.sessions.get(sid));
-            if let Some(s) = running
-                .clone()
-                .find(|s| s.phase == Phase::Challenged && s.announce.as_slice() == frame)
+            // Past the handshake: one session per key.
+            if sids
+                .iter()
+                .filter_map(|sid| self.sessions.get(sid))
+                .any(|s| s.phase != Phase::Challenged)
             {
-                // Same attempt: our Challenge was lost. Resend it identically.
-                let (peer, challenge) = (src, s.challenge.clone());
-                self.queue(peer, &challenge, true);
-                return;
-            }
-            // Past the handshake, one session per key.
-            if running.any(|s| s.phase != Phase::Challenged) {
                 self.stats.dropped += 1;
                 return;
             }
@@ -544,21 +675,17 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.busy += 1;
             return;
         }
-        if !self.take_handshake_token(now) {
+        let challenge_len = wire::challenge_len(suite) as u64;
+        if !self.preauth_bytes.take(now, challenge_len) {
             self.stats.throttled += 1;
             return;
         }
-        // A different announcement of the same key may be the device's fresh attempt while
-        // the others are spoofed or replayed: the newest handshakes run side by side (the
-        // oldest of the key gives way), and the first Response that authenticates wins.
-        let oldest_of_key = self
-            .by_key
-            .get(&key)
-            .filter(|sids| sids.is_full())
-            .and_then(|sids| sids.first().copied());
-        if let Some(oldest) = oldest_of_key {
-            self.stats.evicted += 1;
-            self.end_session(oldest, None);
+        // The device's newer Announce supersedes its handshake still waiting for a Response
+        // (its Challenge was lost, or the device moved on to a new round).
+        let waiting: Vec<u32, MAX_HANDSHAKES_PER_KEY> =
+            self.by_key.get(&key).cloned().unwrap_or_default();
+        for sid in waiting {
+            self.end_session(sid, None);
         }
         // The unauthenticated pool is full: the oldest handshake gives way, never an
         // authenticated session.
@@ -569,7 +696,10 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.evicted += 1;
             self.end_session(oldest, None);
         }
-        if self.start_session(now, src, key, id_index, frame).is_none() {
+        if self
+            .start_session(now, src, key, identity, id_index, frame)
+            .is_none()
+        {
             self.stats.dropped += 1;
             return;
         }
@@ -595,12 +725,12 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         now: Instant,
         src: Addr,
         key: KeyHash,
+        identity: PublicKey,
         id_index: usize,
         announce: &[u8],
     ) -> Option<()> {
         let view = wire::Announce::new_checked(announce).ok()?;
         let suite = view.suite();
-        let identity = PublicKey::from_wire(suite, view.identity()).ok()?;
         let ephemeral = EphemeralSecret::generate(suite, &mut self.rng);
         let ss = ephemeral.agree(view.ephemeral()).ok()?;
         let sid = self.fresh_sid();
@@ -631,7 +761,6 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         let (aad, body) = buf.split_at_mut(clear);
         let tag = keys.c.seal(&n, aad, &mut body[..len - clear - 16]).ok()?;
         buf[len - 16..len].copy_from_slice(&tag);
-        let limits = self.settings.limits;
         let session = Session {
             key,
             peer: src,
@@ -644,9 +773,10 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             hs_e: Some(keys.e),
             channel: None,
             phase: Phase::Challenged,
-            deadline: now.saturating_add(limits.rto_initial_ms),
-            challenge_rto: limits.rto_initial_ms,
-            challenge_retries: 0,
+            // Sent once, never retransmitted: the enrollee's next round signs a new Announce.
+            deadline: now.saturating_add(CHALLENGED_LIFETIME_MS),
+            resends: 0,
+            last_resend: None,
             created: now,
             last_response_ack: None,
             status_frame: None,
@@ -665,7 +795,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn on_response(&mut self, now: Instant, frame: &[u8]) -> bool {
+    fn on_response(&mut self, now: Instant, src: Addr, frame: &[u8]) -> bool {
         let Ok(view) = wire::Response::new_checked(frame) else {
             return false;
         };
@@ -732,6 +862,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         channel.set_auto_ack(false);
         s.channel = Some(channel);
         s.response = Vec::from_slice(frame).unwrap_or_default();
+        // The Response authenticated: the session's frames go where it came from (copies of
+        // the Announce may have carried any source address).
+        s.peer = src;
         s.phase = Phase::AwaitingConfig;
         s.deadline = now.saturating_add(timeout);
         let created = s.created;
@@ -941,17 +1074,10 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             if now < s.deadline {
                 continue;
             }
-            let challenge_end = s.created.saturating_add(CHALLENGED_LIFETIME_MS);
             match s.phase {
-                Phase::Challenged
-                    if s.challenge_retries < limits.max_retries && now < challenge_end =>
-                {
-                    s.challenge_retries += 1;
-                    s.challenge_rto = s.challenge_rto.saturating_mul(2).min(limits.rto_max_ms);
-                    s.deadline = now.saturating_add(s.challenge_rto).min(challenge_end);
-                    let (peer, challenge) = (s.peer, s.challenge.clone());
-                    self.queue(peer, &challenge, true);
-                }
+                // Its lifetime is over: ends silently (an unauthenticated peer is not
+                // accused of anything, PROTOCOL.md §9.2).
+                Phase::Challenged => self.end_session(sid, None),
                 Phase::Aborting => self.end_session(sid, None),
                 Phase::Delivering => {
                     // The channel's own retransmission limit ends delivery; the session

@@ -48,11 +48,11 @@ pub struct EnrolleeTiming {
 pub struct EnrolleeSettings {
     /// The device identity key (generated once, on first boot).
     pub identity: SigningIdentity,
-    /// Owner keys to require. Empty = trust on first use (pin the first owner that provisions),
-    /// except in [`AnnounceMode::Reconfigure`]: a provisioned device has pinned its owner, so
-    /// an empty list there is a configuration error and every configurator is rejected
+    /// Which configurators to trust: pinned owner keys, or trust on first use. In
+    /// [`AnnounceMode::Reconfigure`] a device has pinned its owner, so [`Trust::FirstUse`]
+    /// there is a configuration error and every configurator is rejected
     /// ([`RejectReason::UnknownOwner`]) instead of silently trusting the first one.
-    pub pinned_owners: heapless::Vec<PublicKey, MAX_PINNED_OWNERS>,
+    pub trust: Trust,
     /// [`AnnounceMode::New`] for a fresh device, [`AnnounceMode::Reconfigure`] for a
     /// provisioned one that can no longer join.
     pub mode: AnnounceMode,
@@ -67,6 +67,129 @@ pub struct EnrolleeSettings {
     pub known_unix_time: u32,
     /// Timers.
     pub timing: EnrolleeTiming,
+    /// This boot's number: the driver persists a value greater than at every earlier boot
+    /// (one flash write per boot, none per announcement). It is the high half of the
+    /// announcement counter (PROTOCOL.md §4.1); configurators drop Announces whose counter
+    /// is not above the newest they verified for the key, so a repeated boot counter makes
+    /// the device's announcements look like replays until its round counter catches up.
+    pub boot_counter: u32,
+}
+
+/// Response retransmissions before a handshake that gets no answer is abandoned: the
+/// configurator's session is gone (evicted, restarted), so a new attempt is cheaper than
+/// waiting out the whole RTO schedule (PROTOCOL.md §9.1).
+pub const HANDSHAKE_RESPONSE_RETRIES: u8 = 2;
+
+/// How an enrollee decides which configurators to trust (PROTOCOL.md §5). Explicit, so that
+/// a driver cannot fall into trust on first use by handing over keys that cannot match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Trust {
+    /// Only configurators certified by one of these owners.
+    Pinned(PinnedOwners),
+    /// Trust on first use: the first configurator that provisions the device pins its owner.
+    FirstUse,
+}
+
+/// One to [`MAX_PINNED_OWNERS`] owner keys, all of the identity's suite: built only by
+/// [`Trust::pinned`], which checks that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedOwners {
+    suite: crate::SuiteId,
+    keys: heapless::Vec<PublicKey, MAX_PINNED_OWNERS>,
+}
+
+impl PinnedOwners {
+    /// The pinned keys.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Their suite (the identity's).
+    pub fn suite(&self) -> crate::SuiteId {
+        self.suite
+    }
+}
+
+/// Why owner keys cannot be pinned for an identity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// No key given: that is [`Trust::FirstUse`], which must be chosen explicitly.
+    NoOwnerKey,
+    /// The key at this index is of another suite than the identity: it could never verify
+    /// a certificate the device accepts.
+    SuiteMismatch(usize),
+    /// More than [`MAX_PINNED_OWNERS`] keys.
+    TooMany,
+}
+
+impl core::fmt::Display for TrustError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoOwnerKey => {
+                f.write_str("no owner key to pin (trust on first use must be chosen explicitly)")
+            }
+            Self::SuiteMismatch(i) => write!(
+                f,
+                "owner key {} is of another cipher suite than the device identity: it can never match",
+                i + 1
+            ),
+            Self::TooMany => write!(f, "more than {MAX_PINNED_OWNERS} owner keys"),
+        }
+    }
+}
+
+impl Trust {
+    /// Pins `keys` for an identity of `suite`: at least one, all of that suite, duplicates
+    /// removed.
+    pub fn pinned(
+        suite: crate::SuiteId,
+        keys: impl IntoIterator<Item = PublicKey>,
+    ) -> Result<Trust, TrustError> {
+        let mut pinned = heapless::Vec::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            if key.suite() != suite {
+                return Err(TrustError::SuiteMismatch(i));
+            }
+            if !pinned.contains(&key) {
+                pinned.push(key).map_err(|_| TrustError::TooMany)?;
+            }
+        }
+        if pinned.is_empty() {
+            return Err(TrustError::NoOwnerKey);
+        }
+        Ok(Trust::Pinned(PinnedOwners {
+            suite,
+            keys: pinned,
+        }))
+    }
+
+    /// The pinned owner keys (none in trust on first use).
+    pub fn owners(&self) -> &[PublicKey] {
+        match self {
+            Trust::Pinned(p) => p.keys(),
+            Trust::FirstUse => &[],
+        }
+    }
+
+    /// A short description for logs: "pinned (2 owner keys)" or "trust on first use".
+    pub fn describe(&self) -> TrustDescription<'_> {
+        TrustDescription(self)
+    }
+}
+
+/// [`Trust::describe`]'s display form.
+pub struct TrustDescription<'a>(&'a Trust);
+
+impl core::fmt::Display for TrustDescription<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Trust::Pinned(p) if p.keys.len() == 1 => f.write_str("pinned (1 owner key)"),
+            Trust::Pinned(p) => write!(f, "pinned ({} owner keys)", p.keys.len()),
+            Trust::FirstUse => f.write_str("trust on first use"),
+        }
+    }
 }
 
 /// Where the enrollee is.
@@ -203,7 +326,7 @@ pub(crate) const MSG_CONFIG: u8 = 1;
 pub(crate) const MSG_STATUS: u8 = 2;
 pub(crate) const MSG_ABORT: u8 = 3;
 
-const MAX_ANNOUNCE: usize = 6 + 2 * MAX_PUBLIC_LEN;
+const MAX_ANNOUNCE: usize = wire::MAX_ANNOUNCE_LEN;
 const MAX_CHALLENGE: usize = 181 + 2 * MAX_PUBLIC_LEN;
 const CHANNELS: usize = 13;
 
@@ -311,6 +434,8 @@ pub struct Enrollee<R> {
     /// attempt generates a fresh one (forward secrecy, PROTOCOL.md §9.5).
     ephemeral: Option<EphemeralSecret>,
     announce: Vec<u8, MAX_ANNOUNCE>,
+    /// Announcement rounds signed this boot: the low half of the announcement counter.
+    round: u32,
     order: Vec<u8, CHANNELS>,
     hop_index: usize,
     radio_channel: u8,
@@ -368,6 +493,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             state: EnrolleeState::Announcing,
             ephemeral: Some(ephemeral),
             announce: Vec::new(),
+            round: 0,
             order: channel_order(settings.last_channel),
             hop_index: 0,
             radio_channel: 0,
@@ -380,11 +506,17 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             stats: EnrolleeStats::default(),
             settings,
         };
-        e.build_announce();
         e.enter_channel(now, 0);
         e
     }
 
+    /// The announcement counter of the next round: strictly above every earlier one.
+    fn next_counter(&mut self) -> u64 {
+        self.round = self.round.saturating_add(1);
+        (u64::from(self.settings.boot_counter) << 32) | u64::from(self.round)
+    }
+
+    /// Builds and signs this round's Announce (one signature per round, PROTOCOL.md §4.1).
     fn build_announce(&mut self) {
         let suite = self.settings.identity.suite();
         let identity = self.settings.identity.public_key();
@@ -397,6 +529,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             }
             AnnounceMode::Reconfigure => self.settings.last_failure,
         };
+        let counter = self.next_counter();
         let Some(ephemeral) = self.ephemeral.as_ref() else {
             return;
         };
@@ -406,9 +539,14 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             last_failure,
             identity: identity.as_wire(),
             ephemeral: ephemeral.public(),
+            counter,
         };
+        let signer = &self.settings.identity;
+        let signed = repr.emit(&mut buf, |part| {
+            signer.sign(&crate::crypto::schedule::a_sig_message(part))
+        });
         self.announce.clear();
-        if let Ok(n) = repr.emit(&mut buf) {
+        if let Ok(n) = signed {
             let _ = self.announce.extend_from_slice(&buf[..n]);
         }
     }
@@ -453,7 +591,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     fn enter_channel(&mut self, now: Instant, index: usize) {
         if index == 0 {
-            // A new round: rejections may be reported again.
+            // A new round: a freshly signed Announce (configurators answer each counter
+            // once), and rejections may be reported again.
+            self.build_announce();
             self.rejections_reported = 0;
         }
         self.hop_index = index;
@@ -501,7 +641,6 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             self.settings.identity.suite(),
             &mut self.rng,
         ));
-        self.build_announce();
         self.order = channel_order(self.settings.last_channel);
         self.round_pause_ms = self.settings.timing.round_pause_initial_ms;
         self.state = EnrolleeState::Announcing;
@@ -592,19 +731,16 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         sig_c.copy_from_slice(&plain[cert_len..cert_len + SIGNATURE_LEN]);
         let unix_time = self.settings.known_unix_time.max(view.unix_time());
         let mut owner = None;
-        if self.settings.pinned_owners.is_empty() && self.settings.mode == AnnounceMode::Reconfigure
+        if self.settings.trust == Trust::FirstUse && self.settings.mode == AnnounceMode::Reconfigure
         {
-            // Never trust on first use a second time (see `EnrolleeSettings::pinned_owners`).
+            // Never trust on first use a second time (see `EnrolleeSettings::trust`).
             return Err(Some(RejectReason::UnknownOwner));
         }
-        if !self.settings.pinned_owners.is_empty() {
+        if let Trust::Pinned(pinned_owners) = &self.settings.trust {
             let mut verdict = Err(RejectReason::UnknownOwner);
-            for pinned in self
-                .settings
-                .pinned_owners
-                .iter()
-                .filter(|k| k.suite() == suite)
-            {
+            // Keys of another suite cannot exist here (`Trust::pinned`); filtered anyway so
+            // that a mismatch fails closed.
+            for pinned in pinned_owners.keys().iter().filter(|k| k.suite() == suite) {
                 if ConfiguratorCert::owner_id_of(pinned) != cert.owner_id {
                     continue;
                 }
@@ -891,7 +1027,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         if let Some(d) = s.response_deadline
             && now >= d
         {
-            if s.response_retries >= max_retries {
+            if s.response_retries >= max_retries.min(HANDSHAKE_RESPONSE_RETRIES) {
                 self.fail_attempt(now, AttemptFailure::Timeout);
                 return;
             }

@@ -14,8 +14,8 @@ use crate::suite::SuiteId;
 
 /// First byte of every frame ("Z").
 pub const MAGIC: u8 = 0x5A;
-/// Protocol version carried in every frame.
-pub const VERSION: u8 = 1;
+/// Protocol version carried in every frame (PROTOCOL.md version 2: authenticated Announce).
+pub const VERSION: u8 = 2;
 /// Common header length.
 pub const HEADER_LEN: usize = 4;
 /// Length of a Response frame (both suites).
@@ -151,10 +151,41 @@ fn be32(b: &[u8], off: usize) -> u32 {
     u32::from_be_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
-/// Length of an Announce frame of `suite`: 6 + 2P.
-pub const fn announce_len(suite: SuiteId) -> usize {
-    6 + 2 * suite.public_key_len()
+/// Length of the Announce counter: boot counter (u32) ‖ round counter (u32).
+pub const ANNOUNCE_COUNTER_LEN: usize = 8;
+
+/// Byte ranges of the Announce fields (§4.1); `p` is the suite's public key length.
+mod announce_field {
+    use core::ops::Range;
+
+    pub const MODE: usize = 4;
+    pub const REASON: usize = 5;
+    pub const fn identity(p: usize) -> Range<usize> {
+        6..6 + p
+    }
+    pub const fn ephemeral(p: usize) -> Range<usize> {
+        6 + p..6 + 2 * p
+    }
+    pub const fn counter(p: usize) -> Range<usize> {
+        6 + 2 * p..6 + 2 * p + super::ANNOUNCE_COUNTER_LEN
+    }
+    /// Everything the enrollee signs (after the context string): header to counter.
+    pub const fn signed(p: usize) -> Range<usize> {
+        0..counter(p).end
+    }
+    pub const fn signature(p: usize) -> Range<usize> {
+        counter(p).end..counter(p).end + super::SIGNATURE_LEN
+    }
 }
+
+/// Length of an Announce frame of `suite`: 6 + 2P + 8 + 64 (142 / 144).
+pub const fn announce_len(suite: SuiteId) -> usize {
+    announce_field::signature(suite.public_key_len()).end
+}
+
+/// Longest Announce frame (suite 2).
+pub const MAX_ANNOUNCE_LEN: usize =
+    6 + 2 * crate::crypto::MAX_PUBLIC_LEN + ANNOUNCE_COUNTER_LEN + SIGNATURE_LEN;
 
 /// Length of the cleartext part of a Challenge (`CH_clear`): 28 + P.
 pub const fn challenge_clear_len(suite: SuiteId) -> usize {
@@ -213,15 +244,16 @@ pub struct Announce<T: AsRef<[u8]>> {
 view_common!(Announce);
 
 impl<T: AsRef<[u8]>> Announce<T> {
-    /// Checks header, exact length and the mode/reason combination.
+    /// Checks header, exact length and the mode/reason combination (not the signature:
+    /// that needs the decoded identity key, see [`Announce::signed_part`]).
     pub fn check_len(&self) -> Result<(), WireError> {
         let b = self.buffer.as_ref();
         let suite = check_header(b, FrameType::Announce)?;
         if b.len() != announce_len(suite) {
             return Err(WireError::BadLength);
         }
-        let reason = b[5];
-        let ok = match b[4] {
+        let reason = b[announce_field::REASON];
+        let ok = match b[announce_field::MODE] {
             0 => reason == 0,
             1 => FailureReason::from_u8(reason).is_some(),
             2 => reason == 0 || FailureReason::from_u8(reason).is_some(),
@@ -232,7 +264,7 @@ impl<T: AsRef<[u8]>> Announce<T> {
 
     /// Announcement mode.
     pub fn mode(&self) -> AnnounceMode {
-        match self.buffer.as_ref()[4] {
+        match self.buffer.as_ref()[announce_field::MODE] {
             1 => AnnounceMode::RetryAfterFailure,
             2 => AnnounceMode::Reconfigure,
             _ => AnnounceMode::New,
@@ -241,19 +273,41 @@ impl<T: AsRef<[u8]>> Announce<T> {
 
     /// Failure reason flagged, if any.
     pub fn last_failure(&self) -> Option<FailureReason> {
-        FailureReason::from_u8(self.buffer.as_ref()[5])
+        FailureReason::from_u8(self.buffer.as_ref()[announce_field::REASON])
+    }
+
+    fn p(&self) -> usize {
+        self.suite().public_key_len()
     }
 
     /// Enrollee identity public key (wire encoding).
     pub fn identity(&self) -> &[u8] {
-        let p = self.suite().public_key_len();
-        &self.buffer.as_ref()[6..6 + p]
+        &self.buffer.as_ref()[announce_field::identity(self.p())]
     }
 
     /// Enrollee ephemeral public key (wire encoding).
     pub fn ephemeral(&self) -> &[u8] {
-        let p = self.suite().public_key_len();
-        &self.buffer.as_ref()[6 + p..6 + 2 * p]
+        &self.buffer.as_ref()[announce_field::ephemeral(self.p())]
+    }
+
+    /// The announcement counter: `boot << 32 | round`, strictly increasing over the
+    /// device's life (§4.1). A configurator keeps the newest it verified per key.
+    pub fn counter(&self) -> u64 {
+        let mut c = [0u8; ANNOUNCE_COUNTER_LEN];
+        c.copy_from_slice(&self.buffer.as_ref()[announce_field::counter(self.p())]);
+        u64::from_be_bytes(c)
+    }
+
+    /// The bytes `sig_A` covers (after its context string): header through counter.
+    pub fn signed_part(&self) -> &[u8] {
+        &self.buffer.as_ref()[announce_field::signed(self.p())]
+    }
+
+    /// The identity key's signature `sig_A`.
+    pub fn signature(&self) -> [u8; SIGNATURE_LEN] {
+        let mut sig = [0u8; SIGNATURE_LEN];
+        sig.copy_from_slice(&self.buffer.as_ref()[announce_field::signature(self.p())]);
+        sig
     }
 }
 
@@ -270,11 +324,19 @@ pub struct AnnounceRepr<'a> {
     pub identity: &'a [u8],
     /// Ephemeral public key (P bytes).
     pub ephemeral: &'a [u8],
+    /// Announcement counter (`boot << 32 | round`).
+    pub counter: u64,
 }
 
 impl AnnounceRepr<'_> {
-    /// Writes the frame; returns its length. Fails on a short buffer or wrong key lengths.
-    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+    /// Writes the frame, signed by `sign` over [`Announce::signed_part`] (the caller adds the
+    /// context string: [`crate::crypto::schedule::a_sig_message`]); returns its length.
+    /// Fails on a short buffer or wrong key lengths.
+    pub fn emit(
+        &self,
+        buf: &mut [u8],
+        sign: impl FnOnce(&[u8]) -> [u8; SIGNATURE_LEN],
+    ) -> Result<usize, WireError> {
         let p = self.suite.public_key_len();
         let len = announce_len(self.suite);
         if buf.len() < len || self.identity.len() != p || self.ephemeral.len() != p {
@@ -285,10 +347,13 @@ impl AnnounceRepr<'_> {
             suite: self.suite,
         }
         .emit(buf);
-        buf[4] = self.mode as u8;
-        buf[5] = self.last_failure.map_or(0, |r| r as u8);
-        buf[6..6 + p].copy_from_slice(self.identity);
-        buf[6 + p..len].copy_from_slice(self.ephemeral);
+        buf[announce_field::MODE] = self.mode as u8;
+        buf[announce_field::REASON] = self.last_failure.map_or(0, |r| r as u8);
+        buf[announce_field::identity(p)].copy_from_slice(self.identity);
+        buf[announce_field::ephemeral(p)].copy_from_slice(self.ephemeral);
+        buf[announce_field::counter(p)].copy_from_slice(&self.counter.to_be_bytes());
+        let signature = sign(&buf[announce_field::signed(p)]);
+        buf[announce_field::signature(p)].copy_from_slice(&signature);
         Announce::new_checked(&buf[..len])?;
         Ok(len)
     }
@@ -646,10 +711,15 @@ mod tests {
                 last_failure: Some(FailureReason::Other),
                 identity: &key[..p],
                 ephemeral: &key[..p],
+                counter: u64::MAX,
             }
-            .emit(&mut buf)
+            .emit(&mut buf, |_| [5; 64])
             .unwrap();
             assert!(n <= max);
+            let a = Announce::new_checked(&buf[..n]).unwrap();
+            assert_eq!(a.counter(), u64::MAX);
+            assert_eq!(a.signature(), [5; 64]);
+            assert_eq!(a.signed_part().len(), n - SIGNATURE_LEN);
             let cert = [1u8; 106];
             let n = ChallengeRepr {
                 suite,
@@ -701,19 +771,19 @@ mod tests {
             Some(WireError::BadMagic)
         );
         assert_eq!(
-            Header::parse(&[0x5A, 2, 1, 1]).err(),
+            Header::parse(&[0x5A, 1, 1, 1]).err(),
             Some(WireError::BadVersion)
         );
         assert_eq!(
-            Header::parse(&[0x5A, 1, 9, 1]).err(),
+            Header::parse(&[0x5A, 2, 9, 1]).err(),
             Some(WireError::UnknownType)
         );
         assert_eq!(
-            Header::parse(&[0x5A, 1, 1, 3]).err(),
+            Header::parse(&[0x5A, 2, 1, 3]).err(),
             Some(WireError::UnknownSuite)
         );
-        let mut a = [0u8; 70];
-        a[..4].copy_from_slice(&[0x5A, 1, 1, 1]);
+        let mut a = [0u8; 142];
+        a[..4].copy_from_slice(&[0x5A, 2, 1, 1]);
         assert!(Announce::new_checked(&a[..]).is_ok());
         a[5] = 2; // mode New with a reason: non-canonical
         assert_eq!(
@@ -721,7 +791,7 @@ mod tests {
             Some(WireError::BadField)
         );
         assert_eq!(
-            Announce::new_checked(&a[..69]).err(),
+            Announce::new_checked(&a[..141]).err(),
             Some(WireError::BadLength)
         );
         assert_eq!(

@@ -21,13 +21,15 @@ use zerotouch_proto::enrollee::{
 use zerotouch_proto::status::AnnounceMode;
 use zerotouch_proto::{Addr, KeyHash, SigningIdentity, SuiteId};
 
-/// Records a clean session and returns its frames.
+/// Records a clean session of an earlier boot (boot counter 0; the worlds below run boot 1)
+/// and returns its frames.
 fn clean_session(keys: &Keys, seed: u64) -> Vec<(Dir, Vec<u8>)> {
     let mut w = World::new(keys, &[], &keys.owner, perfect(), seed);
     w.enrollee = zerotouch_proto::enrollee::Enrollee::new(
         {
             let mut s = keys.enrollee_settings(&[]);
             s.last_channel = Some(C_CHANNEL);
+            s.boot_counter = 0;
             s
         },
         rand_chacha::rand_core::SeedableRng::seed_from_u64(seed ^ 0xe0),
@@ -82,13 +84,14 @@ fn a_replayed_old_announce_does_not_delay_the_fresh_one() {
             rand_chacha::rand_core::SeedableRng::seed_from_u64(29 ^ 0xe0),
             0,
         );
-        // The attacker replays the old Announce just before the device's fresh one.
+        // The attacker replays the old Announce just before the device's fresh one, to a
+        // configurator that has never heard the key (just restarted): the replay is
+        // verified and answered, but the device's Announce has a higher counter.
         w.configurator
             .handle_frame(0, E_ADDR, old_announce, &w.allowlist);
         assert_eq!(w.configurator.session_count(), 1);
         assert!(w.run(300_000), "{suite:?}: not provisioned");
-        // Provisioned by the first announcement, without waiting for the replayed
-        // handshake to time out (its Challenge retransmissions alone last ~12.6 s).
+        // Provisioned by the first announcement: it superseded the replayed handshake.
         let announcements = w
             .air
             .iter()
@@ -112,7 +115,7 @@ fn a_replayed_old_announce_does_not_delay_the_fresh_one() {
 }
 
 #[test]
-fn two_replayed_announces_fill_the_key_s_handshake_slots_but_never_end_a_session() {
+fn replayed_announces_hold_at_most_one_handshake_and_the_device_s_own_supersedes_it() {
     let keys = Keys::new(SuiteId::Ed25519, 37);
     let first = clean_session(&keys, 38);
     let second = clean_session(&keys, 39);
@@ -121,14 +124,22 @@ fn two_replayed_announces_fill_the_key_s_handshake_slots_but_never_end_a_session
         w.configurator
             .handle_frame(0, E_ADDR, &old[0].1, &w.allowlist);
     }
-    // Bounded: two handshakes for the key, whatever is replayed.
+    // Bounded: one handshake for the key, whatever is replayed; the rest are stale.
     assert_eq!(
         w.configurator.session_count(),
         zerotouch_proto::configurator::MAX_HANDSHAKES_PER_KEY
     );
-    // The device still gets provisioned once the replayed handshakes time out.
+    assert_eq!(w.configurator.stats().stale_announces, 3);
+    // The device's first attempt succeeds: its Announce superseded the replayed handshake.
     assert!(w.run(300_000));
     assert_eq!(w.joined_configs, vec![w.config.clone()]);
+    assert!(
+        !w.enrollee_events
+            .iter()
+            .any(|e| matches!(e, EnrolleeEvent::AttemptFailed(_))),
+        "{:?}",
+        w.enrollee_events
+    );
 }
 
 proptest! {
@@ -241,8 +252,9 @@ impl Pair {
     }
 }
 
-/// An Announce carrying `identity` (a heard, public key) and a fresh ephemeral key of the
-/// attacker's: it looks like a new attempt of that device, but no Response can follow.
+/// An Announce carrying `identity` (a heard, public key), a fresh ephemeral key of the
+/// attacker's and the highest counter: it would supersede any handshake of that device, but
+/// its signature (copied from `template`) cannot verify.
 fn spoofed_announce(
     template: &[u8],
     suite: SuiteId,
@@ -253,8 +265,28 @@ fn spoofed_announce(
     let mut fake = template.to_vec();
     fake[6..6 + key_len].copy_from_slice(identity);
     let ephemeral = EphemeralSecret::generate(suite, rng);
-    fake[6 + key_len..].copy_from_slice(ephemeral.public());
+    fake[6 + key_len..6 + 2 * key_len].copy_from_slice(ephemeral.public());
+    fake[6 + 2 * key_len..6 + 2 * key_len + 8].copy_from_slice(&u64::MAX.to_be_bytes());
     fake
+}
+
+/// A genuine Announce of `device` (counter 1): what that device itself sends.
+fn device_announce(device: &SigningIdentity, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    use zerotouch_proto::crypto::schedule::a_sig_message;
+    let suite = device.suite();
+    let ephemeral = EphemeralSecret::generate(suite, rng);
+    let mut buf = [0u8; 250];
+    let n = zerotouch_proto::wire::AnnounceRepr {
+        suite,
+        mode: AnnounceMode::New,
+        last_failure: None,
+        identity: device.public_key().as_wire(),
+        ephemeral: ephemeral.public(),
+        counter: 1,
+    }
+    .emit(&mut buf, |part| device.sign(&a_sig_message(part)))
+    .expect("announce");
+    buf[..n].to_vec()
 }
 
 fn spoofed_addr(n: u16) -> Addr {
@@ -274,12 +306,12 @@ fn spoofed_announces_of_a_heard_key_do_not_block_the_device() {
                 spoofed_announce(&real, suite, keys.enrollee.public_key().as_wire(), &mut rng);
             p.deliver_to_configurator(0, spoofed_addr(n), &fake);
         }
-        assert_eq!(
-            p.configurator_out().len(),
-            2,
-            "{suite:?}: both spoofs answered"
+        assert!(
+            p.configurator_out().is_empty(),
+            "{suite:?}: a forged Announce was answered"
         );
-        // The device's own Announce evicts the oldest spoofed handshake of its key.
+        assert_eq!(p.configurator.stats().bad_announce_signatures, 2);
+        assert_eq!(p.configurator.session_count(), 0);
         p.deliver_to_configurator(1, E_ADDR, &real);
         let challenge = p.configurator_out();
         assert_eq!(
@@ -295,7 +327,7 @@ fn spoofed_announces_of_a_heard_key_do_not_block_the_device() {
                 .any(|e| matches!(e, ConfiguratorEvent::Authenticated { .. })),
             "{suite:?}: the device authenticates"
         );
-        assert_eq!(p.configurator.session_count(), 1, "{suite:?}: spoofs ended");
+        assert_eq!(p.configurator.session_count(), 1, "{suite:?}");
     }
 }
 
@@ -532,56 +564,85 @@ fn forged_challenges_are_counted_but_never_bury_other_events() {
 }
 
 #[test]
-fn a_burst_of_spoofed_announces_is_bounded_by_the_handshake_budget() {
-    use zerotouch_proto::configurator::HANDSHAKE_BURST;
-    let suite = SuiteId::Ed25519;
-    let keys = Keys::new(suite, 51);
-    // Room for every spoof, so that only the budget limits them.
-    let limits = ConfiguratorLimits {
-        max_sessions: 1_000,
-        ..ConfiguratorLimits::default()
-    };
-    let mut p = Pair::with_limits(&keys, limits);
-    let template = p.enrollee_out().remove(0);
-    let mut rng = ChaCha20Rng::seed_from_u64(6);
-    let spoofs = 200u16;
-    for n in 0..spoofs {
-        let victim = SigningIdentity::generate(suite, &mut rng);
-        p.allowlist.insert(victim.public_key().key_hash());
-        let fake = spoofed_announce(&template, suite, victim.public_key().as_wire(), &mut rng);
-        p.deliver_to_configurator(0, spoofed_addr(n), &fake);
+fn a_burst_of_genuine_announces_is_bounded_by_the_airtime_budget() {
+    use zerotouch_proto::configurator::PREAUTH_BYTES_BURST;
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 51);
+        // Room for every device, so that only the budget limits them.
+        let limits = ConfiguratorLimits {
+            max_sessions: 1_000,
+            ..ConfiguratorLimits::default()
+        };
+        let mut p = Pair::with_limits(&keys, limits);
+        let mut rng = ChaCha20Rng::seed_from_u64(6);
+        let devices = 200u16;
+        for n in 0..devices {
+            let device = SigningIdentity::generate(suite, &mut rng);
+            p.allowlist.insert(device.public_key().key_hash());
+            let announce = device_announce(&device, &mut rng);
+            p.deliver_to_configurator(0, spoofed_addr(n), &announce);
+        }
+        let sent: Vec<Vec<u8>> = p.configurator_out();
+        let bytes: u64 = sent.iter().map(|f| f.len() as u64).sum();
+        assert!(bytes <= PREAUTH_BYTES_BURST, "{suite:?}: {bytes} bytes");
+        let allowed = PREAUTH_BYTES_BURST / zerotouch_proto::wire::challenge_len(suite) as u64;
+        assert_eq!(sent.len() as u64, allowed, "{suite:?}");
+        assert_eq!(
+            p.configurator.stats().throttled,
+            u64::from(devices) - allowed,
+            "{suite:?}"
+        );
     }
-    let challenges = p.configurator_out().len() as u64;
-    assert_eq!(challenges, HANDSHAKE_BURST);
-    assert_eq!(
-        p.configurator.stats().throttled,
-        u64::from(spoofs) - HANDSHAKE_BURST
-    );
 }
 
 #[test]
-fn an_unanswered_handshake_ends_within_its_short_life() {
+fn a_flood_of_forged_announces_is_bounded_by_the_verification_budget() {
+    use zerotouch_proto::configurator::{VERIFICATION_BURST, VERIFICATIONS_PER_SECOND};
+    let suite = SuiteId::Ed25519;
+    let keys = Keys::new(suite, 54);
+    let mut p = Pair::new(&keys);
+    let real = p.enrollee_out().remove(0);
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let forged = 300u64;
+    for n in 0..forged {
+        let fake = spoofed_announce(&real, suite, keys.enrollee.public_key().as_wire(), &mut rng);
+        p.deliver_to_configurator(0, spoofed_addr(n as u16), &fake);
+    }
+    let stats = p.configurator.stats();
+    assert_eq!(stats.bad_announce_signatures, VERIFICATION_BURST);
+    assert_eq!(stats.verification_throttled, forged - VERIFICATION_BURST);
+    assert!(p.configurator_out().is_empty());
+    // The budget refills: one verification per 1/VERIFICATIONS_PER_SECOND s; the device's
+    // own Announce is then verified and answered.
+    let refill_ms = 1_000 / VERIFICATIONS_PER_SECOND + 1;
+    p.deliver_to_configurator(refill_ms, E_ADDR, &real);
+    assert_eq!(p.configurator_out().len(), 1);
+}
+
+#[test]
+fn an_unanswered_handshake_ends_within_its_short_life_and_its_challenge_is_sent_once() {
     use zerotouch_proto::configurator::CHALLENGED_LIFETIME_MS;
     let keys = Keys::new(SuiteId::Ed25519, 52);
     let mut p = Pair::new(&keys);
     let real = p.enrollee_out().remove(0);
-    let mut rng = ChaCha20Rng::seed_from_u64(7);
-    let fake = spoofed_announce(
-        &real,
-        SuiteId::Ed25519,
-        keys.enrollee.public_key().as_wire(),
-        &mut rng,
-    );
-    p.deliver_to_configurator(0, spoofed_addr(1), &fake);
+    p.deliver_to_configurator(0, E_ADDR, &real);
+    assert_eq!(p.configurator_out().len(), 1, "one Challenge");
     assert_eq!(p.configurator.session_count(), 1);
+    let mut resent = 0;
     while let Some(t) = p.configurator.poll_timeout() {
         if t > CHALLENGED_LIFETIME_MS {
             break;
         }
         p.configurator.handle_timeout(t);
-        let _ = p.configurator_out();
+        resent += p.configurator_out().len();
     }
+    assert_eq!(resent, 0, "a Challenge retransmitted on a timer");
     assert_eq!(p.configurator.session_count(), 0);
+    assert!(
+        std::iter::from_fn(|| p.configurator.poll_event())
+            .all(|e| !matches!(e, ConfiguratorEvent::SessionFailed { .. })),
+        "an unauthenticated handshake was reported as a failure"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ use zerotouch_proto::crypto::{
     AeadKey, EphemeralSecret, NONCE_LEN, Prk, TAG_LEN, schedule, sha256,
 };
 use zerotouch_proto::enrollee::{AttemptFailure, Enrollee, EnrolleeEvent, RejectReason};
-use zerotouch_proto::wire::{AnnounceRepr, Challenge, RESPONSE_LEN, emit_response_plain};
+use zerotouch_proto::wire::{
+    AnnounceRepr, Challenge, RESPONSE_LEN, challenge_len, emit_response_plain,
+};
 use zerotouch_proto::{AnnounceMode, ConfiguratorCert, FailureReason, SigningIdentity, SuiteId};
 
 const ANNOUNCE: u8 = 1;
@@ -355,19 +357,23 @@ fn run_into_handshake(w: &mut World) {
     );
 }
 
-/// `announce` with the ephemeral key replaced (an attacker's own, valid for the suite).
+/// `announce` with the ephemeral key replaced (an attacker's own, valid for the suite) and
+/// the highest counter, so that only the signature check can refuse it.
 fn spoofed(keys: &Keys, announce: &[u8]) -> Vec<u8> {
     let p = keys.suite.public_key_len();
     let mut spoof = announce.to_vec();
-    spoof[6 + p..].copy_from_slice(keys.owner.public_key().as_wire());
+    spoof[6 + p..6 + 2 * p].copy_from_slice(keys.owner.public_key().as_wire());
+    spoof[6 + 2 * p..6 + 2 * p + 8].copy_from_slice(&u64::MAX.to_be_bytes());
     spoof
 }
 
-/// An Announce of the device's key from an earlier attempt (another ephemeral key).
+/// A validly signed Announce of the device's key from an earlier boot (another ephemeral key,
+/// a lower counter): only the counter check can refuse it.
 fn old_announce(keys: &Keys) -> Vec<u8> {
     let mut earlier = world(keys, true, keys.identity(&keys.owner));
     let mut settings = keys.enrollee_settings(&[keys.owner.public_key()]);
     settings.last_channel = Some(C_CHANNEL);
+    settings.boot_counter = 0;
     earlier.enrollee = Enrollee::new(settings, ChaCha20Rng::seed_from_u64(SEED ^ 0x01d), 0);
     assert!(earlier.run(60_000));
     earlier.air[0].1.clone()
@@ -423,32 +429,79 @@ fn one_spoofed_or_replayed_announce_after_the_real_one_does_not_delay_the_handsh
 }
 
 #[test]
-fn two_announces_injected_during_the_handshake_cost_one_attempt_never_a_wrong_session() {
-    // PROTOCOL.md §9.5: at most 2 handshakes per key; two injected Announces between the
-    // device's Announce and its Response evict the real handshake. The device then times
-    // out and is provisioned by its next attempt, once, with nothing recorded for the spoofs.
+fn a_flood_of_forged_replayed_and_copied_announces_never_displaces_the_live_handshake() {
+    // PROTOCOL.md §9.2: forged Announces fail sig_A, replays fail the counter, copies of the
+    // live one draw at most one identical Challenge per resend interval. None ends the
+    // handshake, none is reported as an announcement, and the device is provisioned as fast
+    // as without them, in one attempt.
     for suite in SuiteId::ALL {
         let keys = Keys::new(suite, 49);
+        let clean = clean_duration(&keys);
         let old = old_announce(&keys);
         let mut w = world(&keys, true, keys.identity(&keys.owner));
         run_into_handshake(&mut w);
-        let spoof = spoofed(&keys, &w.air[0].1);
-        for frame in [&spoof, &old] {
-            w.configurator
-                .handle_frame(w.now, E_ADDR, frame, &w.allowlist);
+        let real = w.air[0].1.clone();
+        let spoof = spoofed(&keys, &real);
+        let announced_before = announced(&w);
+        let sent_before = w.configurator.stats().bytes_sent;
+        for _ in 0..20 {
+            for frame in [&spoof, &old, &real] {
+                w.configurator
+                    .handle_frame(w.now, E_ADDR, frame, &w.allowlist);
+            }
         }
-        assert!(w.run(120_000), "{suite:?}: never provisioned");
+        let stats = w.configurator.stats();
+        assert_eq!(stats.bad_announce_signatures, 20, "{suite:?}");
+        assert_eq!(stats.stale_announces, 40, "{suite:?}");
+        // At most one resend per interval: one Challenge for 60 injected frames.
+        let challenge = challenge_len(suite) as u64;
         assert!(
-            frames_of_type(&w, ANNOUNCE) > 1,
-            "{suite:?}: the first attempt was expected to be evicted"
+            stats.bytes_sent - sent_before <= challenge,
+            "{suite:?}: {} bytes drawn by the flood",
+            stats.bytes_sent - sent_before
         );
+        assert!(w.run(60_000), "{suite:?}: never provisioned");
+        assert_eq!(w.now, clean, "{suite:?}: the real handshake was delayed");
+        assert_eq!(frames_of_type(&w, ANNOUNCE), 1, "{suite:?}");
         assert_eq!(joins(&w), vec![Ok(())], "{suite:?}");
-        let authenticated = w
-            .configurator_events
+        assert_eq!(
+            announced(&w),
+            announced_before,
+            "{suite:?}: a spoof was reported"
+        );
+    }
+}
+
+fn announced(w: &World) -> usize {
+    w.configurator_events
+        .iter()
+        .filter(|e| matches!(e, ConfiguratorEvent::Announced { .. }))
+        .count()
+}
+
+#[test]
+fn a_device_whose_handshake_the_configurator_lost_announces_again_within_two_rtos() {
+    // The configurator restarts between its Challenge and the device's Response: the device
+    // gives up after HANDSHAKE_RESPONSE_RETRIES retransmissions (250 + 500 + 1000 ms), not
+    // after the 15.75 s idle limit, and its next, freshly counted Announce is answered.
+    for suite in SuiteId::ALL {
+        let keys = Keys::new(suite, 51);
+        let mut w = world(&keys, true, keys.identity(&keys.owner));
+        run_into_handshake(&mut w);
+        let challenged_at = w.now;
+        w.restart_configurator(keys.identity(&keys.owner));
+        assert!(w.run(60_000), "{suite:?}: never provisioned");
+        let gave_up = w
+            .enrollee_events
             .iter()
-            .filter(|e| matches!(e, ConfiguratorEvent::Authenticated { .. }))
-            .count();
-        assert_eq!(authenticated, 1, "{suite:?}: only the device authenticates");
+            .position(|e| matches!(e, EnrolleeEvent::AttemptFailed(AttemptFailure::Timeout)));
+        assert!(gave_up.is_some(), "{suite:?}: {:?}", w.enrollee_events);
+        assert!(
+            w.now - challenged_at < 1_750 + clean_duration(&keys) + 1_000,
+            "{suite:?}: provisioned only at {} ms",
+            w.now
+        );
+        assert_eq!(frames_of_type(&w, ANNOUNCE), 2, "{suite:?}");
     }
 }
 
@@ -461,14 +514,19 @@ fn impersonate(keys: &Keys, signer: &SigningIdentity) -> Vec<ConfiguratorEvent> 
     let mut rng = ChaCha20Rng::seed_from_u64(0xa77);
     let ephemeral = EphemeralSecret::generate(suite, &mut rng);
     let mut announce = [0u8; 250];
+    // Signed with the real identity: the Announce is not what this test is about (see
+    // `a_flood_of_forged...`); sig_E must stand alone.
     let n = AnnounceRepr {
         suite,
         mode: AnnounceMode::New,
         last_failure: None,
         identity: keys.enrollee.public_key().as_wire(),
         ephemeral: ephemeral.public(),
+        counter: 1,
     }
-    .emit(&mut announce)
+    .emit(&mut announce, |part| {
+        keys.enrollee.sign(&schedule::a_sig_message(part))
+    })
     .expect("announce");
     let announce = &announce[..n];
     w.configurator

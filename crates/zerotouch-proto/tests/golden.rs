@@ -20,15 +20,18 @@ fn p_of(suite: SuiteId) -> usize {
     }
 }
 
-/// §4.1, written out: header, mode 1 (RetryAfterFailure), reason 2 (auth failed), IdE, EphE.
+/// §4.1, written out: header, mode 1 (RetryAfterFailure), reason 2 (auth failed), IdE, EphE,
+/// counter (boot 0x01020304, round 0x05060708), sig_A (opaque here).
 fn golden_announce(suite: SuiteId) -> Vec<u8> {
     let p = p_of(suite);
     [
-        &[0x5a, 0x01, 0x01, suite as u8][..],
+        &[0x5a, 0x02, 0x01, suite as u8][..],
         &[0x01],
         &[0x02],
         &pattern(0x10, p),
         &pattern(0x80, p),
+        &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08],
+        &pattern(0xc0, 64),
     ]
     .concat()
 }
@@ -38,7 +41,7 @@ fn golden_announce(suite: SuiteId) -> Vec<u8> {
 fn golden_challenge(suite: SuiteId) -> Vec<u8> {
     let p = p_of(suite);
     [
-        &[0x5a, 0x01, 0x02, suite as u8][..],
+        &[0x5a, 0x02, 0x02, suite as u8][..],
         &[0x0a, 0x0b, 0x0c, 0x0d],
         &pattern(0x40, 16),
         &pattern(0x60, p),
@@ -53,7 +56,7 @@ fn golden_challenge(suite: SuiteId) -> Vec<u8> {
 /// §4.3: header, sid, sig_E ciphertext (64), tag (16).
 fn golden_response(suite: SuiteId) -> Vec<u8> {
     [
-        &[0x5a, 0x01, 0x03, suite as u8][..],
+        &[0x5a, 0x02, 0x03, suite as u8][..],
         &[0x0a, 0x0b, 0x0c, 0x0d],
         &pattern(0x30, 64),
         &pattern(0xf0, 16),
@@ -64,7 +67,7 @@ fn golden_response(suite: SuiteId) -> Vec<u8> {
 /// §4.4: header, sid, seq 0x0102, ack 0x0304, sack 0x8001, flags END, 5-byte fragment, tag.
 fn golden_data(suite: SuiteId) -> Vec<u8> {
     [
-        &[0x5a, 0x01, 0x04, suite as u8][..],
+        &[0x5a, 0x02, 0x04, suite as u8][..],
         &[0x0a, 0x0b, 0x0c, 0x0d],
         &[0x01, 0x02],
         &[0x03, 0x04],
@@ -79,7 +82,7 @@ fn golden_data(suite: SuiteId) -> Vec<u8> {
 /// §4.5: header, sid, counter 0x0007, ack 0x0009, sack 0x0003, flags COMPLETE, tag.
 fn golden_ack(suite: SuiteId) -> Vec<u8> {
     [
-        &[0x5a, 0x01, 0x05, suite as u8][..],
+        &[0x5a, 0x02, 0x05, suite as u8][..],
         &[0x0a, 0x0b, 0x0c, 0x0d],
         &[0x00, 0x07],
         &[0x00, 0x09],
@@ -97,13 +100,20 @@ fn golden_announce_decodes_and_encodes() {
     for suite in SuiteId::ALL {
         let p = p_of(suite);
         let golden = golden_announce(suite);
-        assert_eq!(golden.len(), [70, 72][suite as usize - 1], "§4.7 length");
+        assert_eq!(golden.len(), [142, 144][suite as usize - 1], "§4.7 length");
         let view = Announce::new_checked(&golden[..]).expect("golden Announce");
         assert_eq!(view.suite(), suite);
         assert_eq!(view.mode(), AnnounceMode::RetryAfterFailure);
         assert_eq!(view.last_failure(), Some(FailureReason::AuthFailed));
         assert_eq!(view.identity(), &pattern(0x10, p)[..]);
         assert_eq!(view.ephemeral(), &pattern(0x80, p)[..]);
+        assert_eq!(view.counter(), 0x0102_0304_0506_0708);
+        assert_eq!(view.signature()[..], pattern(0xc0, 64)[..]);
+        assert_eq!(
+            view.signed_part(),
+            &golden[..6 + 2 * p + 8],
+            "sig_A covers 0..6+2P+8"
+        );
 
         let mut buf = [0u8; 250];
         let (identity, ephemeral) = (pattern(0x10, p), pattern(0x80, p));
@@ -113,8 +123,12 @@ fn golden_announce_decodes_and_encodes() {
             last_failure: Some(FailureReason::AuthFailed),
             identity: &identity,
             ephemeral: &ephemeral,
+            counter: 0x0102_0304_0506_0708,
         }
-        .emit(&mut buf)
+        .emit(&mut buf, |part| {
+            assert_eq!(part, &golden[..6 + 2 * p + 8]);
+            pattern(0xc0, 64).try_into().unwrap()
+        })
         .expect("emit");
         assert_eq!(&buf[..n], &golden[..], "{suite:?}");
         rejects_variants(&golden, |b| Announce::new_checked(b).is_ok());
@@ -265,7 +279,8 @@ fn rejects_header_variants(golden: &[u8], accepts: impl Fn(&[u8]) -> bool) {
     let other_suite = if golden[3] == 1 { 2 } else { 1 };
     for (at, value) in [
         (0, 0x5b),
-        (1, 0x02),
+        (1, 0x01),
+        (1, 0x03),
         (1, 0x00),
         (2, 0x00),
         (2, 0x06),

@@ -225,8 +225,9 @@ fn a_flood_of_unknown_keys_creates_no_state_and_delays_nobody() {
             last_failure: None,
             identity: &id,
             ephemeral: &id,
+            counter: u64::from(i),
         }
-        .emit(&mut buf)
+        .emit(&mut buf, |_| [0; 64])
         .unwrap();
         let b = i.to_be_bytes();
         w.configurator.handle_frame(

@@ -14,7 +14,7 @@ use zerotouch_proto::config::{ConfigWriter, Credential, MAX_CONFIG_LEN, Network,
 use zerotouch_proto::configurator::{
     ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
 };
-use zerotouch_proto::enrollee::{EnrolleeSettings, EnrolleeTiming};
+use zerotouch_proto::enrollee::{EnrolleeSettings, EnrolleeTiming, Trust};
 use zerotouch_proto::{
     Addr, AnnounceMode, ConfiguratorCert, Instant, KeyHash, PublicKey, SigningIdentity, SuiteId,
 };
@@ -638,19 +638,21 @@ pub fn new_device_settings(
     identity: SigningIdentity,
     pinned_owner: Option<PublicKey>,
 ) -> EnrolleeSettings {
-    let mut pinned_owners = heapless::Vec::new();
-    if let Some(owner) = pinned_owner {
-        // The capacity is at least one: this cannot fail.
-        let _ = pinned_owners.push(owner);
-    }
+    let trust = match pinned_owner {
+        // One key of the identity's suite (the fleet builds it so): cannot fail.
+        Some(owner) => Trust::pinned(identity.suite(), [owner]).unwrap_or(Trust::FirstUse),
+        None => Trust::FirstUse,
+    };
     EnrolleeSettings {
         identity,
-        pinned_owners,
+        trust,
         mode: AnnounceMode::New,
         last_failure: None,
         last_channel: None,
         known_unix_time: 0,
         timing: default_timing(),
+        // A factory-fresh device's first boot.
+        boot_counter: 1,
     }
 }
 

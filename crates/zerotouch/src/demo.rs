@@ -24,7 +24,7 @@ use zerotouch_link::pcap::PcapWriter;
 use zerotouch_proto::configurator::{
     ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
 };
-use zerotouch_proto::enrollee::{EnrolleeSettings, EnrolleeTiming};
+use zerotouch_proto::enrollee::{EnrolleeSettings, EnrolleeTiming, Trust};
 use zerotouch_proto::{
     Addr, AnnounceMode, ConfiguratorCert, Instant, SigningIdentity, SuiteId, Transmit,
 };
@@ -555,18 +555,20 @@ fn run_simulation(setup: SimSetup) -> Result<SimOutcome, AppError> {
 
     let mut enrollees: Vec<NodeId> = Vec::with_capacity(devices.len());
     for (index, (identity, psk)) in devices.into_iter().zip(psks).enumerate() {
-        let mut pinned = heapless::Vec::new();
-        if let Some(owner) = owners.iter().find(|o| o.suite() == identity.suite()) {
-            let _ = pinned.push(*owner);
-        }
+        let trust = match owners.iter().find(|o| o.suite() == identity.suite()) {
+            Some(owner) => Trust::pinned(identity.suite(), [*owner])
+                .expect("an owner key of the identity's suite"),
+            None => Trust::FirstUse,
+        };
         let settings = EnrolleeSettings {
             identity,
-            pinned_owners: pinned,
+            trust,
             mode: AnnounceMode::New,
             last_failure: None,
             last_channel: None,
             known_unix_time: 0,
             timing: EnrolleeTiming::default(),
+            boot_counter: 1,
         };
         let power_on = rng.next_u64() % POWER_ON_WINDOW_MS;
         let ap = ApModel::wpa2(DEMO_SSID, &psk, DEMO_CHANNEL);

@@ -12,7 +12,7 @@ use zerotouch_proto::configurator::{
     Configurator, ConfiguratorEvent, ConfiguratorIdentity, ConfiguratorLimits, ConfiguratorSettings,
 };
 use zerotouch_proto::enrollee::{
-    Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming,
+    Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming, Trust,
 };
 use zerotouch_proto::{
     Addr, AnnounceMode, ConfiguratorCert, FailureReason, KeyHash, PublicKey, SigningIdentity,
@@ -95,12 +95,17 @@ impl Keys {
                 &self.enrollee.secret_bytes()[..],
             )
             .unwrap(),
-            pinned_owners: pinned.iter().copied().collect(),
+            trust: if pinned.is_empty() {
+                Trust::FirstUse
+            } else {
+                Trust::pinned(self.suite, pinned.iter().copied()).unwrap()
+            },
             mode: AnnounceMode::New,
             last_failure: None,
             last_channel: None,
             known_unix_time: 0,
             timing: EnrolleeTiming::default(),
+            boot_counter: 1,
         }
     }
 }
@@ -202,6 +207,19 @@ impl World {
             joined_configs: Vec::new(),
             revoke_on_authenticated: false,
         }
+    }
+
+    /// Replaces the configurator by a fresh one with `identity` (a daemon restart: every
+    /// session and table is gone).
+    pub fn restart_configurator(&mut self, identity: ConfiguratorIdentity) {
+        let settings = ConfiguratorSettings {
+            identities: [identity].into_iter().collect(),
+            channel: C_CHANNEL,
+            unix_time: UNIX_TIME,
+            limits: ConfiguratorLimits::default(),
+        };
+        self.configurator =
+            Configurator::new(settings, ChaCha20Rng::seed_from_u64(self.seqno ^ 0xc1));
     }
 
     fn send(&mut self, dir: Dir, frame: &[u8], channel: u8) {

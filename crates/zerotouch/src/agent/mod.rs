@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use zerotouch_proto::enrollee::{
     AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, MAX_PINNED_OWNERS,
+    Trust, TrustError,
 };
 use zerotouch_proto::uri::BootstrapUri;
 use zerotouch_proto::{AnnounceMode, FailureReason, Instant, SigningIdentity, SuiteId};
@@ -178,16 +179,11 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     }
     let mut state =
         AgentState::load(&args.state_dir).map_err(|e| AppError::Corrupt(e.to_string()))?;
-    let mut owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
+    let owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
         .map_err(|e| AppError::Usage(e.to_string()))?;
-    if owners.len() > MAX_PINNED_OWNERS {
-        return Err(AppError::Usage(format!(
-            "at most {MAX_PINNED_OWNERS} owner keys can be pinned, {} given",
-            owners.len()
-        )));
-    }
+    let mut trust = resolve_trust(identity.suite(), owners)?;
     let public = identity.public_key();
-    tracing::info!(key_hash = %public.key_hash(), suite = public.suite().name(), pinned_owners = owners.len(), "enrollee agent starting");
+    tracing::info!(key_hash = %public.key_hash(), suite = public.suite().name(), trust = %trust.describe(), "enrollee agent starting");
 
     let deadline = args
         .timeout
@@ -232,7 +228,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
             &args,
             &link,
             identity,
-            &owners,
+            &trust,
             &mut state,
             mode,
             deadline,
@@ -247,13 +243,43 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         // The committed state now holds the owner this provisioning pinned (trust on first
         // use learns it here): a reconfiguration must require it, and the core rejects every
         // configurator in reconfigure mode without one.
-        owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
+        let owners = state::pinned_owners(&args.owner_keys, &args.state_dir, &state)
             .map_err(|e| AppError::Usage(e.to_string()))?;
+        trust = resolve_trust(identity.suite(), owners)?;
         if !stay_until_join_fails(&args, &mut shutdown).await? {
             return Ok(());
         }
         mode = AnnounceMode::Reconfigure;
     }
+}
+
+/// The trust mode from the owner keys given, stored and pinned: none is trust on first use;
+/// a key that cannot match the identity's suite is a start-up error, never a silent fall
+/// into trust on first use.
+fn resolve_trust(
+    suite: zerotouch_proto::SuiteId,
+    owners: Vec<zerotouch_proto::PublicKey>,
+) -> Result<Trust, AppError> {
+    if owners.is_empty() {
+        return Ok(Trust::FirstUse);
+    }
+    let mismatch = |i: usize| owners.get(i).map(|k| k.suite().name()).unwrap_or("?");
+    Trust::pinned(suite, owners.iter().copied()).map_err(|e| {
+        AppError::Usage(match e {
+            TrustError::SuiteMismatch(i) => format!(
+                "owner key {} is a {} key but this device's identity is {}: it could never verify a configurator certificate. Give the owner key of the {} suite (`zerotouch fleet show --owner-pub FILE` on the configurator)",
+                i + 1,
+                mismatch(i),
+                suite.name(),
+                suite.name()
+            ),
+            TrustError::TooMany => format!(
+                "at most {MAX_PINNED_OWNERS} owner keys can be pinned, {} given",
+                owners.len()
+            ),
+            other => other.to_string(),
+        })
+    })
 }
 
 /// With `--stay`: re-runs the join check periodically. Returns `true` when it fails (the
@@ -295,7 +321,7 @@ async fn provision_once(
     args: &RunArgs,
     link: &crate::daemon::link::Link,
     identity: SigningIdentity,
-    owners: &[zerotouch_proto::PublicKey],
+    trust: &Trust,
     state: &mut AgentState,
     mode: AnnounceMode,
     deadline: Option<tokio::time::Instant>,
@@ -304,13 +330,17 @@ async fn provision_once(
 ) -> Result<SigningIdentity, AppError> {
     let secret = identity.secret_bytes();
     let suite = identity.suite();
-    let mut pinned = heapless::Vec::new();
-    for owner in owners.iter().filter(|o| o.suite() == suite) {
-        let _ = pinned.push(*owner);
-    }
+    // Every enrollee run announces with higher counters than any before it: a new boot
+    // number, saved before the first announcement (one write per run, none per Announce).
+    state.boot_counter = state.boot_counter.checked_add(1).ok_or_else(|| {
+        AppError::Corrupt("the boot counter in the agent state is exhausted".into())
+    })?;
+    state
+        .save(&args.state_dir)
+        .map_err(|e| AppError::Failed(e.to_string()))?;
     let settings = EnrolleeSettings {
         identity,
-        pinned_owners: pinned,
+        trust: trust.clone(),
         mode,
         last_failure: if mode == AnnounceMode::New {
             None
@@ -320,6 +350,7 @@ async fn provision_once(
         last_channel: state.last_channel,
         known_unix_time: state.known_unix_time,
         timing: EnrolleeTiming::default(),
+        boot_counter: state.boot_counter,
     };
     tracing::info!(?mode, "announcing");
     let start = tokio::time::Instant::now();

@@ -109,6 +109,11 @@ pub struct AgentState {
     pub known_unix_time: u32,
     /// The reason the last attempt failed (`auth-failed`, ...), flagged in announcements.
     pub last_failure: Option<String>,
+    /// The number of the last start: the high half of the announcement counter, which
+    /// configurators require to grow (PROTOCOL.md §4.1). Raised and saved at every start,
+    /// before the first announcement. Absent in files of earlier versions (= 0).
+    #[serde(default)]
+    pub boot_counter: u32,
 }
 
 impl AgentState {

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use zerotouch_link::espnow::{ESPNOW_VERSION_1, EspNowRepr};
 use zerotouch_link::udp::{DATAGRAM_HEADER_LEN, MAGIC, MAX_DATAGRAM, parse_datagram};
-use zerotouch_proto::enrollee::{Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming};
+use zerotouch_proto::enrollee::{Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeTiming, Trust};
 use zerotouch_proto::uri::BootstrapUri;
 use zerotouch_proto::{Addr, AnnounceMode, SigningIdentity, SuiteId};
 
@@ -329,12 +329,13 @@ impl UdpFleet {
                 let addr = Self::addr_of(&identity);
                 let settings = EnrolleeSettings {
                     identity,
-                    pinned_owners: heapless::Vec::new(),
+                    trust: Trust::FirstUse,
                     mode: AnnounceMode::New,
                     last_failure: None,
                     last_channel: Some(6),
                     known_unix_time: 0,
                     timing: fast_timing(),
+                    boot_counter: 1,
                 };
                 let enrollee = Enrollee::new(settings, ChaCha8Rng::from_rng(&mut rng), 0);
                 Device {
