@@ -4,7 +4,7 @@
 -- Wireshark has no ESP-NOW dissector, so this is a post-dissector: for every packet that is
 -- radiotap + an 802.11 Action frame of category 127 with Espressif's OUI 18:fe:34 and an
 -- ESP-NOW vendor element (221, type 4), it reads the element body and, if it starts with
--- the zerotouch magic 0x5A and version 1, names the message and shows its clear fields.
+-- the zerotouch magic 0x5A and version 2, names the message and shows its clear fields.
 -- Encrypted parts (AEAD ciphertexts and tags) are shown as such, never interpreted.
 --
 -- Use:  wireshark -X lua_script:tools/wireshark/zerotouch.lua capture.pcapng
@@ -36,6 +36,9 @@ local f = {
     last_failure = ProtoField.uint8("zerotouch.last_failure", "Last failure", base.DEC, REASONS),
     identity_key = ProtoField.bytes("zerotouch.identity_key", "Enrollee identity public key"),
     ephemeral_key = ProtoField.bytes("zerotouch.ephemeral_key", "Ephemeral public key"),
+    boot_counter = ProtoField.uint32("zerotouch.boot_counter", "Boot counter", base.DEC),
+    round_counter = ProtoField.uint32("zerotouch.round_counter", "Round counter", base.DEC),
+    announce_sig = ProtoField.bytes("zerotouch.announce_signature", "Announce signature (sig_A)"),
     sid = ProtoField.uint32("zerotouch.sid", "Session id", base.HEX),
     nonce = ProtoField.bytes("zerotouch.nonce", "Nonce Nc"),
     unix_time = ProtoField.absolute_time("zerotouch.unix_time", "Configurator time", base.UTC),
@@ -97,7 +100,12 @@ function dissect.announce(tree, b, p)
     tree:add(f.last_failure, b(5, 1))
     tree:add(f.identity_key, b(6, p))
     tree:add(f.ephemeral_key, b(6 + p, p))
-    return 6 + 2 * p, "mode " .. (MODES[b(4, 1):uint()] or "?")
+    tree:add(f.boot_counter, b(6 + 2 * p, 4))
+    tree:add(f.round_counter, b(10 + 2 * p, 4))
+    tree:add(f.announce_sig, b(14 + 2 * p, 64))
+    local info = "mode " .. (MODES[b(4, 1):uint()] or "?") .. " counter "
+        .. b(6 + 2 * p, 4):uint() .. "." .. b(10 + 2 * p, 4):uint()
+    return 78 + 2 * p, info
 end
 
 function dissect.challenge(tree, b, p)
@@ -140,14 +148,14 @@ function dissect.ack(tree, b)
 end
 
 -- Smallest length of each type (Data: the minimum; the others are exact).
-local MIN_LEN = { 6, 181, 88, 32, 31 }
+local MIN_LEN = { 78, 181, 88, 32, 31 }
 local BY_TYPE = { dissect.announce, dissect.challenge, dissect.response, dissect.data, dissect.ack }
 
 function zt.dissector(tvb, pinfo, root)
     local off, len = espnow_body(tvb)
     if off == nil or len < 4 then return end
     local b = tvb(off, len):tvb("zerotouch frame")
-    if b(0, 1):uint() ~= 0x5a or b(1, 1):uint() ~= 1 then return end
+    if b(0, 1):uint() ~= 0x5a or b(1, 1):uint() ~= 2 then return end
     local kind, suite = b(2, 1):uint(), b(3, 1):uint()
     local name, p = TYPES[kind], KEY_LEN[suite]
     local tree = root:add(zt, tvb(off, len))

@@ -388,9 +388,18 @@ fn flood(run: &mut FleetRun, count: u64, interval_us: u64) {
     for i in 0..count {
         let identity = SigningIdentity::generate(SuiteId::Ed25519, &mut rng);
         let ephemeral = SigningIdentity::generate(SuiteId::Ed25519, &mut rng);
-        let mut bytes = vec![0x5a, 0x01, ANNOUNCE, SuiteId::Ed25519 as u8, 0, 0];
+        let mut bytes = vec![
+            0x5a,
+            zerotouch_proto::wire::VERSION,
+            ANNOUNCE,
+            SuiteId::Ed25519 as u8,
+            0,
+            0,
+        ];
         bytes.extend_from_slice(identity.public_key().as_wire());
         bytes.extend_from_slice(ephemeral.public_key().as_wire());
+        // Counter and a signature that is never checked: the key is not allowlisted.
+        bytes.extend_from_slice(&[0; 8 + 64]);
         let n = (i as u32).to_be_bytes();
         run.sim.inject(Injection {
             channel: 6,

@@ -66,13 +66,13 @@ fn assert_reported(run: &FleetRun, join_ms: u64, expected: Result<(), FailureRea
         away,
         "the radio was away for the join"
     );
-    // The device's Ack of the Config went on the air as it left the channel (the same
-    // millisecond), not after the join.
+    // The device's Ack of the Config went on the air as it left the channel (within the
+    // channel access time of a few ms), not after the join.
     let device_addr = Fleet::enrollee_addr(0);
     let acked_before_leaving = run.sim.recorder().iter().any(|r| {
         r.frame.src == device_addr
             && frame_type(&r.frame.bytes) == Some(ACK)
-            && r.frame.start_us / 1000 == received_at
+            && (received_at..received_at + 5).contains(&(r.frame.start_us / 1000))
     });
     assert!(
         acked_before_leaving,

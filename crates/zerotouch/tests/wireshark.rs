@@ -36,7 +36,7 @@ fn tshark_available() -> bool {
 }
 
 /// The fields tshark decodes with the dissector, one map per packet.
-const FIELDS: [&str; 12] = [
+const FIELDS: [&str; 13] = [
     "wlan.ta",
     "wlan.ra",
     "zerotouch.type",
@@ -49,6 +49,7 @@ const FIELDS: [&str; 12] = [
     "zerotouch.flags",
     "zerotouch.encrypted_len",
     "zerotouch.ack_counter",
+    "zerotouch.boot_counter",
 ];
 
 fn tshark(args: &[&str], capture: &Path) -> String {
@@ -129,8 +130,10 @@ fn check_provisioning_capture(capture: &Path, suite: &str, key_len: usize, devic
     assert!(announces.len() >= devices);
     for row in &announces {
         assert_eq!(row["wlan.ra"], "ff:ff:ff:ff:ff:ff");
-        assert_eq!(row["zerotouch.length"], (6 + 2 * key_len).to_string());
+        assert_eq!(row["zerotouch.length"], (78 + 2 * key_len).to_string());
         assert_eq!(row["zerotouch.mode"], "0", "mode New");
+        // The demo's devices run their first boot (PROTOCOL.md §4.1 counter).
+        assert_eq!(row["zerotouch.boot_counter"], "1", "{row:?}");
     }
     let challenges = of_type(&rows, "2");
     assert_eq!(challenges.len(), devices, "no loss: one challenge each");
