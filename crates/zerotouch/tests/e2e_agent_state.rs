@@ -177,3 +177,64 @@ fn uri_of_an_empty_state_dir_creates_nothing_and_first_run_creates_the_identity_
         "QR code in the terminal:\n{text}"
     );
 }
+
+#[test]
+fn an_owner_key_of_another_suite_is_a_start_up_error_not_trust_on_first_use() {
+    // Issue 7 A1: the agent used to drop such a key and run in trust on first use while
+    // its log still counted it as pinned; a rogue configurator answering first was pinned.
+    let env = Env::new();
+    let state = keygen_one(&env); // an Ed25519 identity
+    // The P-256 generator point: a valid P-256 owner key that can never match.
+    let p256_owner = "036b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296";
+    let out = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &state.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--owner-key",
+        p256_owner,
+        "--timeout",
+        "5",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(
+        stderr.contains("p256") && stderr.contains("ed25519") && stderr.contains("never"),
+        "names both suites and why: {stderr}"
+    );
+    assert!(
+        !stderr.contains("announcing"),
+        "it must not announce in any mode: {stderr}"
+    );
+}
+
+#[test]
+fn the_agent_states_its_trust_mode_and_raises_its_boot_counter_every_run() {
+    let env = Env::new();
+    let state = keygen_one(&env);
+    let boot_counter = || -> u64 {
+        let text = std::fs::read_to_string(state.join("agent-state.json")).expect("state");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        json["boot_counter"].as_u64().expect("boot_counter")
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        // Nobody answers: each run announces, then gives up at its timeout.
+        let out = env.run(&[
+            "enrollee",
+            "run",
+            "--state-dir",
+            &state.to_string_lossy(),
+            "--link",
+            &env.link,
+            "--timeout",
+            "1",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("trust on first use"), "{stderr}");
+        seen.push(boot_counter());
+    }
+    assert!(seen[0] >= 1 && seen[1] > seen[0], "boot counters {seen:?}");
+}
