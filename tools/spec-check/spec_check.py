@@ -303,14 +303,14 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
 
     # Section 4.7: frame sizes.
     for name, frame, want in (
-        ("Announce", announce, 6 + 2 * P + 8 + SIG),
+        ("Announce", announce, 6 + 2 * P + 9 + SIG),
         ("Challenge", challenge, 181 + 2 * P),
         ("Response", response, 88),
         ("Ack", ack, 31),
         ("Config Ack", ack_e, 31),
     ):
         f.equal(f"{s} {name} length", len(frame), want)
-    f.equal(f"{s} 7-frame session bytes", sum(map(len, frames)), 669 if suite.id == 1 else 674)
+    f.equal(f"{s} 7-frame session bytes", sum(map(len, frames)), 670 if suite.id == 1 else 675)
 
     # Section 5: the certificate.
     cert = bytes.fromhex(v["certificate"])
@@ -335,8 +335,10 @@ def check_session(f: Failures, suite: Suite, v: dict[str, str]) -> None:
     counter = announce[6 + 2 * P : 6 + 2 * P + 8]
     # The vectors' enrollee runs boot 1 and is answered in its first round.
     f.equal(f"{s} Announce counter = boot 1, round 1", counter, struct.pack(">II", 1, 1))
-    msg_a = b"zerotouch-a-sig-v2" + announce[: 6 + 2 * P + 8]
-    sig_a = announce[6 + 2 * P + 8 :]
+    # Section 10: the enrollee is answered on channel 6.
+    f.equal(f"{s} Announce channel", announce[6 + 2 * P + 8], 6)
+    msg_a = b"zerotouch-a-sig-v2" + announce[: 6 + 2 * P + 9]
+    sig_a = announce[6 + 2 * P + 9 :]
     f.check(f"{s} sig_A verifies with IdE", suite.verify(enr_pub, sig_a, msg_a))
     f.equal(f"{s} sig_A deterministic", suite.sign(sec["enrollee"], msg_a), sig_a)
     f.check(

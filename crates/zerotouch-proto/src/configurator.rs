@@ -196,6 +196,9 @@ pub struct ConfiguratorStats {
     /// and copies (the device's own on other channels, an attacker's). They cost a
     /// comparison and draw nothing.
     pub stale_announces: u64,
+    /// Announcements sent on another channel than ours (heard through adjacent-channel
+    /// leakage, or relayed here by someone): their Challenge could not reach the device.
+    pub other_channel: u64,
     /// Announcements whose signature `sig_A` did not verify (forged or corrupted).
     pub bad_announce_signatures: u64,
     /// Announcements not verified because the verification budget
@@ -618,6 +621,12 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.dropped += 1;
             return;
         };
+        // The device is not listening here: a Challenge would be lost (and a relay ahead of
+        // the device must not spend its counter). The channel byte is signed.
+        if view.channel() != self.settings.channel {
+            self.stats.other_channel += 1;
+            return;
+        }
         // One SHA-256 and one lookup, before any other state or public-key operation.
         let key = wire_key_hash(suite, view.identity());
         if !allowlist.is_allowed(&key) {

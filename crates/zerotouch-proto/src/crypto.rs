@@ -412,10 +412,10 @@ pub mod schedule {
     pub const SIG_MSG_LEN: usize = 50;
     /// Context string prefixed to the enrollee's Announce signature `sig_A` (§4.1).
     pub const A_SIG_CONTEXT: &[u8] = b"zerotouch-a-sig-v2";
-    /// Longest Announce signature message: context (18) ‖ header to counter (6 + 2·33 + 8).
-    pub const A_SIG_MSG_MAX: usize = 18 + 6 + 2 * super::MAX_PUBLIC_LEN + 8;
+    /// Longest Announce signature message: context (18) ‖ header to channel (6 + 2·33 + 9).
+    pub const A_SIG_MSG_MAX: usize = 18 + 6 + 2 * super::MAX_PUBLIC_LEN + 9;
 
-    /// What the enrollee signs in its Announce: `A_SIG_CONTEXT ‖ Announce[..counter end]`
+    /// What the enrollee signs in its Announce: `A_SIG_CONTEXT ‖ Announce[..channel end]`
     /// (the frame itself, not a hash: it is short).
     pub fn a_sig_message(signed_part: &[u8]) -> heapless::Vec<u8, A_SIG_MSG_MAX> {
         let mut m = heapless::Vec::new();

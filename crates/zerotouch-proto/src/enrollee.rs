@@ -434,8 +434,10 @@ pub struct Enrollee<R> {
     /// attempt generates a fresh one (forward secrecy, PROTOCOL.md §9.5).
     ephemeral: Option<EphemeralSecret>,
     announce: Vec<u8, MAX_ANNOUNCE>,
-    /// Announcement rounds signed this boot: the low half of the announcement counter.
+    /// Announcement rounds started this boot: the low half of the announcement counter.
     round: u32,
+    /// This round's announcement counter.
+    counter: u64,
     order: Vec<u8, CHANNELS>,
     hop_index: usize,
     radio_channel: u8,
@@ -494,6 +496,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             ephemeral: Some(ephemeral),
             announce: Vec::new(),
             round: 0,
+            counter: 0,
             order: channel_order(settings.last_channel),
             hop_index: 0,
             radio_channel: 0,
@@ -510,14 +513,15 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         e
     }
 
-    /// The announcement counter of the next round: strictly above every earlier one.
-    fn next_counter(&mut self) -> u64 {
+    /// Starts a round: its counter is strictly above every earlier one.
+    fn next_round(&mut self) {
         self.round = self.round.saturating_add(1);
-        (u64::from(self.settings.boot_counter) << 32) | u64::from(self.round)
+        self.counter = (u64::from(self.settings.boot_counter) << 32) | u64::from(self.round);
     }
 
-    /// Builds and signs this round's Announce (one signature per round, PROTOCOL.md §4.1).
-    fn build_announce(&mut self) {
+    /// Builds and signs this round's Announce for `channel` (one signature per channel
+    /// visited, PROTOCOL.md §4.1: the channel is signed so that a relay elsewhere is refused).
+    fn build_announce(&mut self, channel: u8) {
         let suite = self.settings.identity.suite();
         let identity = self.settings.identity.public_key();
         let mut buf = [0u8; MAX_ANNOUNCE];
@@ -529,7 +533,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             }
             AnnounceMode::Reconfigure => self.settings.last_failure,
         };
-        let counter = self.next_counter();
+        let counter = self.counter;
         let Some(ephemeral) = self.ephemeral.as_ref() else {
             return;
         };
@@ -540,6 +544,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             identity: identity.as_wire(),
             ephemeral: ephemeral.public(),
             counter,
+            channel,
         };
         let signer = &self.settings.identity;
         let signed = repr.emit(&mut buf, |part| {
@@ -591,9 +596,9 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
 
     fn enter_channel(&mut self, now: Instant, index: usize) {
         if index == 0 {
-            // A new round: a freshly signed Announce (configurators answer each counter
-            // once), and rejections may be reported again.
-            self.build_announce();
+            // A new round: a new counter (configurators answer each counter once), and
+            // rejections may be reported again.
+            self.next_round();
             self.rejections_reported = 0;
         }
         self.hop_index = index;
@@ -602,6 +607,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             self.radio_channel = ch;
             self.push_event(EnrolleeEvent::ChannelChanged(ch));
         }
+        self.build_announce(ch);
         let announce = self.announce.clone();
         self.queue(Addr::BROADCAST, &announce, false);
         self.hop_deadline = Some(now.saturating_add(self.settings.timing.dwell_ms));

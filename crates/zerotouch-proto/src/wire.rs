@@ -169,23 +169,27 @@ mod announce_field {
     pub const fn counter(p: usize) -> Range<usize> {
         6 + 2 * p..6 + 2 * p + super::ANNOUNCE_COUNTER_LEN
     }
-    /// Everything the enrollee signs (after the context string): header to counter.
+    /// The radio channel the enrollee sent this Announce on.
+    pub const fn channel(p: usize) -> usize {
+        counter(p).end
+    }
+    /// Everything the enrollee signs (after the context string): header to channel.
     pub const fn signed(p: usize) -> Range<usize> {
-        0..counter(p).end
+        0..channel(p) + 1
     }
     pub const fn signature(p: usize) -> Range<usize> {
-        counter(p).end..counter(p).end + super::SIGNATURE_LEN
+        signed(p).end..signed(p).end + super::SIGNATURE_LEN
     }
 }
 
-/// Length of an Announce frame of `suite`: 6 + 2P + 8 + 64 (142 / 144).
+/// Length of an Announce frame of `suite`: 6 + 2P + 8 + 1 + 64 (143 / 145).
 pub const fn announce_len(suite: SuiteId) -> usize {
     announce_field::signature(suite.public_key_len()).end
 }
 
 /// Longest Announce frame (suite 2).
 pub const MAX_ANNOUNCE_LEN: usize =
-    6 + 2 * crate::crypto::MAX_PUBLIC_LEN + ANNOUNCE_COUNTER_LEN + SIGNATURE_LEN;
+    6 + 2 * crate::crypto::MAX_PUBLIC_LEN + ANNOUNCE_COUNTER_LEN + 1 + SIGNATURE_LEN;
 
 /// Length of the cleartext part of a Challenge (`CH_clear`): 28 + P.
 pub const fn challenge_clear_len(suite: SuiteId) -> usize {
@@ -252,6 +256,10 @@ impl<T: AsRef<[u8]>> Announce<T> {
         if b.len() != announce_len(suite) {
             return Err(WireError::BadLength);
         }
+        let p = suite.public_key_len();
+        if !(1..=14).contains(&b[announce_field::channel(p)]) {
+            return Err(WireError::BadField);
+        }
         let reason = b[announce_field::REASON];
         let ok = match b[announce_field::MODE] {
             0 => reason == 0,
@@ -298,7 +306,13 @@ impl<T: AsRef<[u8]>> Announce<T> {
         u64::from_be_bytes(c)
     }
 
-    /// The bytes `sig_A` covers (after its context string): header through counter.
+    /// The radio channel (1..=14) the enrollee sent this Announce on: signed, so a relay onto
+    /// another channel is recognised (PROTOCOL.md §9.2).
+    pub fn channel(&self) -> u8 {
+        self.buffer.as_ref()[announce_field::channel(self.p())]
+    }
+
+    /// The bytes `sig_A` covers (after its context string): header through channel.
     pub fn signed_part(&self) -> &[u8] {
         &self.buffer.as_ref()[announce_field::signed(self.p())]
     }
@@ -326,6 +340,8 @@ pub struct AnnounceRepr<'a> {
     pub ephemeral: &'a [u8],
     /// Announcement counter (`boot << 32 | round`).
     pub counter: u64,
+    /// The radio channel it goes out on (1..=14).
+    pub channel: u8,
 }
 
 impl AnnounceRepr<'_> {
@@ -352,6 +368,7 @@ impl AnnounceRepr<'_> {
         buf[announce_field::identity(p)].copy_from_slice(self.identity);
         buf[announce_field::ephemeral(p)].copy_from_slice(self.ephemeral);
         buf[announce_field::counter(p)].copy_from_slice(&self.counter.to_be_bytes());
+        buf[announce_field::channel(p)] = self.channel;
         let signature = sign(&buf[announce_field::signed(p)]);
         buf[announce_field::signature(p)].copy_from_slice(&signature);
         Announce::new_checked(&buf[..len])?;
@@ -712,6 +729,7 @@ mod tests {
                 identity: &key[..p],
                 ephemeral: &key[..p],
                 counter: u64::MAX,
+                channel: 14,
             }
             .emit(&mut buf, |_| [5; 64])
             .unwrap();
@@ -782,8 +800,9 @@ mod tests {
             Header::parse(&[0x5A, 2, 1, 3]).err(),
             Some(WireError::UnknownSuite)
         );
-        let mut a = [0u8; 142];
+        let mut a = [0u8; 143];
         a[..4].copy_from_slice(&[0x5A, 2, 1, 1]);
+        a[78] = 6; // channel
         assert!(Announce::new_checked(&a[..]).is_ok());
         a[5] = 2; // mode New with a reason: non-canonical
         assert_eq!(
@@ -791,7 +810,7 @@ mod tests {
             Some(WireError::BadField)
         );
         assert_eq!(
-            Announce::new_checked(&a[..141]).err(),
+            Announce::new_checked(&a[..142]).err(),
             Some(WireError::BadLength)
         );
         assert_eq!(

@@ -206,7 +206,12 @@ impl Pair {
         allowlist.insert(keys.enrollee.public_key().key_hash());
         Pair {
             enrollee: Enrollee::new(
-                keys.enrollee_settings(&[keys.owner.public_key()]),
+                {
+                    // First on the configurator's channel: its first Announce is heard.
+                    let mut s = keys.enrollee_settings(&[keys.owner.public_key()]);
+                    s.last_channel = Some(C_CHANNEL);
+                    s
+                },
                 ChaCha20Rng::seed_from_u64(2),
                 0,
             ),
@@ -283,6 +288,7 @@ fn device_announce(device: &SigningIdentity, rng: &mut ChaCha20Rng) -> Vec<u8> {
         identity: device.public_key().as_wire(),
         ephemeral: ephemeral.public(),
         counter: 1,
+        channel: C_CHANNEL,
     }
     .emit(&mut buf, |part| device.sign(&a_sig_message(part)))
     .expect("announce");
@@ -507,6 +513,7 @@ fn a_reconfiguring_device_without_pinned_owners_trusts_no_configurator() {
     let mut p = Pair::new(&keys);
     let mut settings = keys.enrollee_settings(&[]);
     settings.mode = AnnounceMode::Reconfigure;
+    settings.last_channel = Some(C_CHANNEL);
     p.enrollee = Enrollee::new(settings, ChaCha20Rng::seed_from_u64(3), 0);
     let announce = p.enrollee_out().remove(0);
     p.deliver_to_configurator(0, E_ADDR, &announce);

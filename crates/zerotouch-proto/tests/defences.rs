@@ -523,6 +523,7 @@ fn impersonate(keys: &Keys, signer: &SigningIdentity) -> Vec<ConfiguratorEvent> 
         identity: keys.enrollee.public_key().as_wire(),
         ephemeral: ephemeral.public(),
         counter: 1,
+        channel: C_CHANNEL,
     }
     .emit(&mut announce, |part| {
         keys.enrollee.sign(&schedule::a_sig_message(part))

@@ -21,7 +21,7 @@ fn p_of(suite: SuiteId) -> usize {
 }
 
 /// §4.1, written out: header, mode 1 (RetryAfterFailure), reason 2 (auth failed), IdE, EphE,
-/// counter (boot 0x01020304, round 0x05060708), sig_A (opaque here).
+/// counter (boot 0x01020304, round 0x05060708), channel 6, sig_A (opaque here).
 fn golden_announce(suite: SuiteId) -> Vec<u8> {
     let p = p_of(suite);
     [
@@ -31,6 +31,7 @@ fn golden_announce(suite: SuiteId) -> Vec<u8> {
         &pattern(0x10, p),
         &pattern(0x80, p),
         &[0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08],
+        &[0x06],
         &pattern(0xc0, 64),
     ]
     .concat()
@@ -100,7 +101,7 @@ fn golden_announce_decodes_and_encodes() {
     for suite in SuiteId::ALL {
         let p = p_of(suite);
         let golden = golden_announce(suite);
-        assert_eq!(golden.len(), [142, 144][suite as usize - 1], "§4.7 length");
+        assert_eq!(golden.len(), [143, 145][suite as usize - 1], "§4.7 length");
         let view = Announce::new_checked(&golden[..]).expect("golden Announce");
         assert_eq!(view.suite(), suite);
         assert_eq!(view.mode(), AnnounceMode::RetryAfterFailure);
@@ -109,10 +110,11 @@ fn golden_announce_decodes_and_encodes() {
         assert_eq!(view.ephemeral(), &pattern(0x80, p)[..]);
         assert_eq!(view.counter(), 0x0102_0304_0506_0708);
         assert_eq!(view.signature()[..], pattern(0xc0, 64)[..]);
+        assert_eq!(view.channel(), 6);
         assert_eq!(
             view.signed_part(),
-            &golden[..6 + 2 * p + 8],
-            "sig_A covers 0..6+2P+8"
+            &golden[..6 + 2 * p + 9],
+            "sig_A covers 0..15+2P"
         );
 
         let mut buf = [0u8; 250];
@@ -124,9 +126,10 @@ fn golden_announce_decodes_and_encodes() {
             identity: &identity,
             ephemeral: &ephemeral,
             counter: 0x0102_0304_0506_0708,
+            channel: 6,
         }
         .emit(&mut buf, |part| {
-            assert_eq!(part, &golden[..6 + 2 * p + 8]);
+            assert_eq!(part, &golden[..6 + 2 * p + 9]);
             pattern(0xc0, 64).try_into().unwrap()
         })
         .expect("emit");

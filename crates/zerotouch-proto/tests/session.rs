@@ -226,6 +226,7 @@ fn a_flood_of_unknown_keys_creates_no_state_and_delays_nobody() {
             identity: &id,
             ephemeral: &id,
             counter: u64::from(i),
+            channel: 6,
         }
         .emit(&mut buf, |_| [0; 64])
         .unwrap();

@@ -22,7 +22,7 @@ fn reason() -> impl Strategy<Value = FailureReason> {
 
 proptest! {
     #[test]
-    fn announce_round_trips(suite in suite(), r in reason(), mode in 0u8..3, key in any::<[u8; 33]>(), eph in any::<[u8; 33]>(), counter in any::<u64>(), sig in any::<[u8; 64]>()) {
+    fn announce_round_trips(suite in suite(), r in reason(), mode in 0u8..3, key in any::<[u8; 33]>(), eph in any::<[u8; 33]>(), counter in any::<u64>(), channel in 1u8..=14, sig in any::<[u8; 64]>()) {
         let p = suite.public_key_len();
         let (mode, last_failure) = match mode {
             0 => (AnnounceMode::New, None),
@@ -31,7 +31,7 @@ proptest! {
         };
         let mut buf = [0u8; 250];
         let mut signed = Vec::new();
-        let n = AnnounceRepr { suite, mode, last_failure, identity: &key[..p], ephemeral: &eph[..p], counter }
+        let n = AnnounceRepr { suite, mode, last_failure, identity: &key[..p], ephemeral: &eph[..p], counter, channel }
             .emit(&mut buf, |part| { signed = part.to_vec(); sig })
             .unwrap();
         prop_assert_eq!(n, announce_len(suite));
@@ -42,6 +42,7 @@ proptest! {
         prop_assert_eq!(v.identity(), &key[..p]);
         prop_assert_eq!(v.ephemeral(), &eph[..p]);
         prop_assert_eq!(v.counter(), counter);
+        prop_assert_eq!(v.channel(), channel);
         prop_assert_eq!(v.signature(), sig);
         // The signature covers every byte before it, and exactly those.
         prop_assert_eq!(v.signed_part(), &signed[..]);

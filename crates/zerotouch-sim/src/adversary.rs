@@ -73,3 +73,86 @@ pub trait Adversary {
         None
     }
 }
+
+/// The attacker of PROTOCOL.md §9.5 "Replay, relay": it hears one device on every channel
+/// and, each time that device announces, at once replays every earlier Announce of it and
+/// relays the new one onto the configurator's channel (ahead of the device, which is still
+/// hopping elsewhere), `copies` times each. Against protocol version 1 this kept a device
+/// out indefinitely; against version 2 it may cost the device its Challenge race only.
+pub struct AnnounceReplayer {
+    victim: Addr,
+    target_channel: u8,
+    copies: usize,
+    heard: std::vec::Vec<Arc<[u8]>>,
+    queue: std::vec::Vec<Injection>,
+    injected: Arc<core::sync::atomic::AtomicU64>,
+}
+
+/// Frame type byte of an Announce.
+const ANNOUNCE: u8 = 1;
+/// Earlier Announces kept for replay (the oldest are dropped beyond it).
+const REPLAY_MEMORY: usize = 32;
+
+impl AnnounceReplayer {
+    /// Targets the device at `victim`; injects onto `target_channel`. `injected` counts the
+    /// frames it put on the air.
+    pub fn new(
+        victim: Addr,
+        target_channel: u8,
+        copies: usize,
+        injected: Arc<core::sync::atomic::AtomicU64>,
+    ) -> Self {
+        AnnounceReplayer {
+            victim,
+            target_channel,
+            copies,
+            heard: std::vec::Vec::new(),
+            queue: std::vec::Vec::new(),
+            injected,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for _ in 0..self.copies {
+            self.queue.push(Injection {
+                channel: self.target_channel,
+                src: self.victim,
+                dst: Addr::BROADCAST,
+                bytes: bytes.to_vec(),
+                delay_us: 0,
+            });
+        }
+    }
+}
+
+impl Adversary for AnnounceReplayer {
+    fn on_air(&mut self, _now_us: u64, frame: &AirFrame) -> Verdict {
+        let is_announce =
+            frame.bytes.len() > 4 && frame.bytes[0] == 0x5a && frame.bytes[2] == ANNOUNCE;
+        if frame.src != self.victim || !is_announce {
+            return Verdict::Deliver;
+        }
+        if !self.heard.iter().any(|h| **h == *frame.bytes) {
+            // A new round: replay everything older, relay the new one ahead of the device.
+            let older = self.heard.clone();
+            for old in &older {
+                self.push(old);
+            }
+            self.push(&frame.bytes);
+            self.heard.push(frame.bytes.clone());
+            if self.heard.len() > REPLAY_MEMORY {
+                self.heard.remove(0);
+            }
+        }
+        Verdict::Deliver
+    }
+
+    fn poll_inject(&mut self) -> Option<Injection> {
+        let injection = self.queue.pop();
+        if injection.is_some() {
+            self.injected
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        }
+        injection
+    }
+}

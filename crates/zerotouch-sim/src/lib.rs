@@ -36,7 +36,7 @@ pub mod fleet;
 pub mod radio;
 pub mod sim;
 
-pub use adversary::{Adversary, AirFrame, Injection, Verdict};
+pub use adversary::{Adversary, AirFrame, AnnounceReplayer, Injection, Verdict};
 pub use configurator_node::{ConfiguratorNode, DeviceLog};
 pub use enrollee_node::{ApModel, ApSecret, Commit, EnrolleeNode, EnrolleeRecord};
 pub use fleet::{DeviceReport, Fleet, FleetError, FleetReport, FleetRun, SuiteChoice};

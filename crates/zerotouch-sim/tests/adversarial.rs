@@ -398,8 +398,10 @@ fn flood(run: &mut FleetRun, count: u64, interval_us: u64) {
         ];
         bytes.extend_from_slice(identity.public_key().as_wire());
         bytes.extend_from_slice(ephemeral.public_key().as_wire());
-        // Counter and a signature that is never checked: the key is not allowlisted.
-        bytes.extend_from_slice(&[0; 8 + 64]);
+        // Counter, channel 6, and a signature never checked: the key is not allowlisted.
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.push(6);
+        bytes.extend_from_slice(&[0; 64]);
         let n = (i as u32).to_be_bytes();
         run.sim.inject(Injection {
             channel: 6,
