@@ -38,6 +38,7 @@ local f = {
     ephemeral_key = ProtoField.bytes("zerotouch.ephemeral_key", "Ephemeral public key"),
     boot_counter = ProtoField.uint32("zerotouch.boot_counter", "Boot counter", base.DEC),
     round_counter = ProtoField.uint32("zerotouch.round_counter", "Round counter", base.DEC),
+    announce_channel = ProtoField.uint8("zerotouch.announce_channel", "Sent on channel", base.DEC),
     announce_sig = ProtoField.bytes("zerotouch.announce_signature", "Announce signature (sig_A)"),
     sid = ProtoField.uint32("zerotouch.sid", "Session id", base.HEX),
     nonce = ProtoField.bytes("zerotouch.nonce", "Nonce Nc"),
@@ -102,10 +103,11 @@ function dissect.announce(tree, b, p)
     tree:add(f.ephemeral_key, b(6 + p, p))
     tree:add(f.boot_counter, b(6 + 2 * p, 4))
     tree:add(f.round_counter, b(10 + 2 * p, 4))
-    tree:add(f.announce_sig, b(14 + 2 * p, 64))
+    tree:add(f.announce_channel, b(14 + 2 * p, 1))
+    tree:add(f.announce_sig, b(15 + 2 * p, 64))
     local info = "mode " .. (MODES[b(4, 1):uint()] or "?") .. " counter "
         .. b(6 + 2 * p, 4):uint() .. "." .. b(10 + 2 * p, 4):uint()
-    return 78 + 2 * p, info
+    return 79 + 2 * p, info
 end
 
 function dissect.challenge(tree, b, p)
@@ -148,7 +150,7 @@ function dissect.ack(tree, b)
 end
 
 -- Smallest length of each type (Data: the minimum; the others are exact).
-local MIN_LEN = { 78, 181, 88, 32, 31 }
+local MIN_LEN = { 79, 181, 88, 32, 31 }
 local BY_TYPE = { dissect.announce, dissect.challenge, dissect.response, dissect.data, dissect.ack }
 
 function zt.dissector(tvb, pinfo, root)

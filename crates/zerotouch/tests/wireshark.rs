@@ -130,7 +130,7 @@ fn check_provisioning_capture(capture: &Path, suite: &str, key_len: usize, devic
     assert!(announces.len() >= devices);
     for row in &announces {
         assert_eq!(row["wlan.ra"], "ff:ff:ff:ff:ff:ff");
-        assert_eq!(row["zerotouch.length"], (78 + 2 * key_len).to_string());
+        assert_eq!(row["zerotouch.length"], (79 + 2 * key_len).to_string());
         assert_eq!(row["zerotouch.mode"], "0", "mode New");
         // The demo's devices run their first boot (PROTOCOL.md §4.1 counter).
         assert_eq!(row["zerotouch.boot_counter"], "1", "{row:?}");
