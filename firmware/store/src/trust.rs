@@ -41,14 +41,14 @@ impl core::fmt::Display for TrustSetError {
                 identity,
             } => write!(
                 f,
-                "manufacturing owner key {} (counting from 1) is a {} key but the device identity is {}: it could never certify a configurator",
+                "manufacturing owner key {} (counting from 1) is of suite {} but the device identity is of suite {}: it could never certify a configurator",
                 index + 1,
                 key.name(),
                 identity.name()
             ),
             Self::CommittedOwnerSuite { key, identity } => write!(
                 f,
-                "the owner pinned by the last provisioning is a {} key but the device identity is {}: the store is inconsistent",
+                "the owner pinned by the last provisioning is of suite {} but the device identity is of suite {}: the store is inconsistent",
                 key.name(),
                 identity.name()
             ),
