@@ -146,5 +146,5 @@ fn wrong_psk_is_reported_and_fixing_the_profile_provisions_the_running_agent() {
     let joined_at = kinds.iter().rposition(|k| k == "joined").expect("joined");
     assert!(failed_at < joined_at, "failure, then success: {kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "joined").count(), 1);
-    assert_eq!(daemon.terminate(), Some(0));
+    assert_eq!(daemon.terminate(), Some(130));
 }

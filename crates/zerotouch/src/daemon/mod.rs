@@ -9,7 +9,8 @@
 //! within [`ALLOWLIST_POLL_MS`].
 //!
 //! On SIGINT/SIGTERM the daemon stops taking frames, lets the worker finish the registry
-//! writes already queued (confirming the join reports they commit), and exits 0. After a
+//! writes already queued (confirming the join reports they commit), and exits 130 (the
+//! README's "interrupted"; systemd units say `SuccessExitStatus=130`). After a
 //! SIGKILL, only sessions in flight are lost: a join report is confirmed to the device only
 //! after it is committed, so the device retries, and the registry counts a repeated report
 //! as a re-join, never a second provisioning.
@@ -151,7 +152,8 @@ fn now_ms(start: tokio::time::Instant) -> Instant {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Runs the configurator daemon until SIGINT/SIGTERM.
+/// Runs the configurator daemon until SIGINT/SIGTERM, then returns
+/// [`AppError::Interrupted`] (exit 130) once the queued registry writes are done.
 pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let mut shutdown = Shutdown::install()?;
     let mut registry = ctx.open_registry().await?;
@@ -346,7 +348,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         refused = stats.refused,
         "configurator daemon stopped"
     );
-    Ok(())
+    // A stop by signal is the daemon's only way out: exit code 130, as the table says.
+    Err(AppError::Interrupted)
 }
 
 /// Unix time in milliseconds.
