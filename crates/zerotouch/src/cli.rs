@@ -148,6 +148,9 @@ pub struct Context {
     pub verbosity: i8,
     /// The config file that was read, if any.
     pub config_path: Option<PathBuf>,
+    /// Whether the config file was named (`--config`/`ZEROTOUCH_CONFIG`): only then is a
+    /// missing file an error (also when the daemon re-reads it on SIGHUP).
+    pub config_explicit: bool,
     /// The config file contents (empty if there is none); subcommands read their sections.
     #[allow(dead_code)]
     // The `[configurator]`/`[enrollee]`/`[demo]` sections are read by those commands.
@@ -196,6 +199,7 @@ impl Context {
             verbosity: i8::try_from(cli.verbose).unwrap_or(i8::MAX)
                 - i8::try_from(cli.quiet).unwrap_or(i8::MAX),
             config_path,
+            config_explicit: explicit,
             config,
         })
     }

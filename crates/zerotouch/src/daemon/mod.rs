@@ -8,6 +8,10 @@
 //! `zerotouch allow add|revoke` and profile changes made while the daemon runs take effect
 //! within [`ALLOWLIST_POLL_MS`].
 //!
+//! SIGHUP reloads what can change at run time: the config file (its `log_level`) and, at
+//! once, the allowlist and profiles from the registry; it logs "reloaded" (or, if the file
+//! is invalid, a warning and keeps the running settings). SIGUSR1 logs a status summary.
+//!
 //! On SIGINT/SIGTERM the daemon stops taking frames, lets the worker finish the registry
 //! writes already queued (confirming the join reports they commit), and exits 130 (the
 //! README's "interrupted"; systemd units say `SuccessExitStatus=130`). After a
@@ -147,6 +151,84 @@ impl Shutdown {
     }
 }
 
+/// SIGHUP (reload) and SIGUSR1 (status), installed before anything else so that neither
+/// kills the daemon while it starts.
+struct Control {
+    hangup: tokio::signal::unix::Signal,
+    user1: tokio::signal::unix::Signal,
+}
+
+impl Control {
+    fn install() -> Result<Self, AppError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())
+                .map_err(|e| AppError::io("cannot install the SIGHUP handler", e))?,
+            user1: signal(SignalKind::user_defined1())
+                .map_err(|e| AppError::io("cannot install the SIGUSR1 handler", e))?,
+        })
+    }
+}
+
+/// SIGHUP: re-reads the config file (log level) and the allowlist; logs "reloaded".
+async fn reload<R: rand_core::CryptoRng>(
+    ctx: &Context,
+    registry: &zerotouch_store::Registry,
+    driver: &mut ConfiguratorDriver<R>,
+    now: Instant,
+) {
+    let reloaded = match crate::logging::reload(ctx) {
+        Ok(reloaded) => reloaded,
+        Err(err) => {
+            tracing::warn!(%err, "SIGHUP: config file not reloaded; the running settings stay");
+            return;
+        }
+    };
+    if !reloaded.needs_restart.is_empty() {
+        tracing::warn!(
+            settings = reloaded.needs_restart.join(","),
+            "SIGHUP: these config file settings changed but only take effect after a restart"
+        );
+    }
+    let allowlisted = match registry.allowlist_snapshot().await {
+        Ok(snapshot) => {
+            let n = snapshot.keys.len();
+            driver.replace_allowlist(now, snapshot);
+            Some(n)
+        }
+        Err(err) => {
+            tracing::warn!(%err, "SIGHUP: cannot reload the allowlist; keeping the current one");
+            None
+        }
+    };
+    tracing::info!(
+        config = ?reloaded.config,
+        log_level = %reloaded.level.directive,
+        log_level_from = reloaded.level.source,
+        allowlisted,
+        "reloaded"
+    );
+}
+
+/// SIGUSR1: one log line saying what the daemon is doing.
+fn log_status<R: rand_core::CryptoRng>(
+    driver: &ConfiguratorDriver<R>,
+    started: tokio::time::Instant,
+) {
+    let stats = driver.stats();
+    tracing::info!(
+        uptime_s = started.elapsed().as_secs(),
+        sessions = driver.session_count(),
+        allowlist_counter = driver.allowlist_counter(),
+        authenticated = stats.authenticated,
+        joined = stats.joined,
+        join_failed = stats.join_failed,
+        refused = stats.refused,
+        declined = stats.declined,
+        "status"
+    );
+}
+
 /// Milliseconds on the daemon's monotonic clock.
 fn now_ms(start: tokio::time::Instant) -> Instant {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -156,6 +238,7 @@ fn now_ms(start: tokio::time::Instant) -> Instant {
 /// [`AppError::Interrupted`] (exit 130) once the queued registry writes are done.
 pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let mut shutdown = Shutdown::install()?;
+    let mut control = Control::install()?;
     let mut registry = ctx.open_registry().await?;
     let fleet = registry
         .fleet()
@@ -316,6 +399,10 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
                 driver.replace_allowlist(now_ms(start), snapshot);
             }
             _ = clock_tick.tick() => driver.set_unix_time(unix_seconds()),
+            Some(()) = control.hangup.recv() => {
+                reload(ctx, &registry, &mut driver, now_ms(start)).await;
+            }
+            Some(()) = control.user1.recv() => log_status(&driver, start),
             () = shutdown.wait() => break,
         }
     }
