@@ -1,7 +1,8 @@
 //! A wrong passphrase in the profile: the agent's join check fails with "authentication
 //! failed", the registry records `join-failed` with that reason, the written configuration
 //! is rolled back, and once the operator fixes the profile with the CLI the same running
-//! agent (no restart, no reset) is provisioned.
+//! agent (no restart, no reset) is provisioned. The agent checks its apply target and join
+//! check at start-up, and its error at --timeout names the last failure.
 
 mod e2e_support;
 
@@ -146,5 +147,135 @@ fn wrong_psk_is_reported_and_fixing_the_profile_provisions_the_running_agent() {
     let joined_at = kinds.iter().rposition(|k| k == "joined").expect("joined");
     assert!(failed_at < joined_at, "failure, then success: {kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "joined").count(), 1);
+    assert_eq!(daemon.terminate(), Some(130));
+}
+
+/// Runs `enrollee run` with `extra` flags on a state directory that does not exist yet;
+/// asserts the exit code and that nothing was created; returns stderr.
+fn agent_refuses(env: &Env, extra: &[&str], code: i32) -> String {
+    let state = env.path("never-created");
+    let mut args = vec![
+        "enrollee",
+        "run",
+        "--state-dir",
+        state.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--link", &env.link, "--timeout", "30"]);
+    let err = env.fails(&args, code);
+    assert!(
+        !state.exists(),
+        "the start-up check runs before an identity is created: {extra:?}"
+    );
+    err
+}
+
+#[test]
+fn agent_checks_its_apply_target_and_join_check_at_startup() {
+    let env = Env::new();
+    let missing_dir = env.path("no-such-dir");
+    let conf = format!("wpa-supplicant:{}/wpa.conf", missing_dir.display());
+    let err = agent_refuses(&env, &["--apply", &conf], 3);
+    assert!(
+        err.contains("no-such-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    std::fs::write(env.path("plain"), "x").expect("write");
+    let nm = format!("networkmanager:{}", env.path("plain").display());
+    let err = agent_refuses(&env, &["--apply", &nm], 2);
+    assert!(err.contains("not a directory"), "{err}");
+
+    // A directory nobody can create files in, even root: the check really writes.
+    let err = agent_refuses(&env, &["--apply", "networkmanager:/proc"], 1);
+    assert!(err.contains("cannot create files in /proc"), "{err}");
+
+    let err = agent_refuses(&env, &["--apply", "exec:/no/such/apply-hook"], 3);
+    assert!(err.contains("/no/such/apply-hook"), "{err}");
+
+    let check = format!("exec:{}/join-check --quiet", missing_dir.display());
+    let err = agent_refuses(&env, &["--join-check", &check], 3);
+    assert!(
+        err.contains("--join-check") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let script = env.path("join-check.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write");
+    let check = format!("exec:{}", script.display());
+    let err = agent_refuses(&env, &["--join-check", &check], 1);
+    assert!(err.contains("chmod +x"), "{err}");
+
+    let err = agent_refuses(&env, &["--join-check", "exec:zt-no-such-program -x"], 3);
+    assert!(
+        err.contains("zt-no-such-program") && err.contains("PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_final_error_names_the_last_failure() {
+    let env = Env::new();
+    env.ok(&["fleet", "init"]);
+    env.ok(&[
+        "profile",
+        "set",
+        "default",
+        "--ssid",
+        "plant-floor",
+        "--passphrase",
+        "some-passphrase",
+    ]);
+    let devices = env.path("devices");
+    env.ok(&[
+        "device",
+        "keygen",
+        "--count",
+        "2",
+        "--out",
+        &devices.to_string_lossy(),
+    ]);
+    env.ok(&[
+        "allow",
+        "import",
+        &devices.join("manifest.csv").to_string_lossy(),
+    ]);
+    let mut daemon = env.start_daemon("daemon");
+    daemon.wait_for_log("configurator daemon running", Duration::from_secs(30));
+
+    // Shell builtins pass the start-up check and fail when they run.
+    let start = |device: &str, flag: &str, value: &str| {
+        let log = env.path(&format!("{device}.log"));
+        let child = env
+            .cmd()
+            .args(["enrollee", "run", "--state-dir"])
+            .arg(devices.join(device))
+            .args(["--link", &env.link, flag, value, "--timeout", "25"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("start the agent");
+        (child, log)
+    };
+    let finish = |(mut child, log): (std::process::Child, std::path::PathBuf)| {
+        let status = child.wait().expect("agent");
+        let err = std::fs::read_to_string(log).expect("agent log");
+        assert_eq!(status.code(), Some(1), "{err}");
+        err.lines().last().unwrap_or_default().to_string()
+    };
+    let apply_fails = start("dev-0001", "--apply", "exec:false");
+    let check_fails = start("dev-0002", "--join-check", "exec:exit 2");
+
+    let last = finish(apply_fails);
+    assert!(
+        last.contains("last failure: could not apply the configuration")
+            && last.contains("`false` failed"),
+        "{last}"
+    );
+    let last = finish(check_fails);
+    assert!(
+        last.contains("last failure: the join check `exit 2` exited with 2 (auth-failed)"),
+        "{last}"
+    );
     assert_eq!(daemon.terminate(), Some(130));
 }
