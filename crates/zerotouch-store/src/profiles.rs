@@ -99,10 +99,10 @@ fn validate_network(net: &NetworkSpec) -> Result<(), StoreError> {
         )));
     }
     if let Some(channel) = net.channel
-        && !(1..=14).contains(&channel)
+        && !(1..=13).contains(&channel)
     {
         return Err(StoreError::InvalidConfig(format!(
-            "channel {channel} of {ssid:?} is not 1 to 14"
+            "channel {channel} of {ssid:?} is not 1 to 13 (the channels zerotouch radios use; 14 is not supported)"
         )));
     }
     Ok(())

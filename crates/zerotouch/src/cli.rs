@@ -244,6 +244,17 @@ impl Context {
         if let RegistryLocation::Sqlite(path) = &self.registry {
             check_sqlite_header(path)?;
         }
+        let key_file = match (&self.secret_key_file, &self.registry) {
+            (Some(path), _) => Some(path.clone()),
+            (None, _) if std::env::var_os(ENV_SECRET_KEY).is_some_and(|v| !v.is_empty()) => None,
+            (None, RegistryLocation::Sqlite(path)) => Some(Registry::default_key_file(path)),
+            (None, RegistryLocation::Url(_)) => None,
+        };
+        if let Some(path) = key_file
+            && let Ok(meta) = std::fs::metadata(&path)
+        {
+            crate::identity::warn_if_exposed(&path, &meta, "registry secret key file");
+        }
         Ok(Registry::open(&self.registry_url(), self.secret_key_source()).await?)
     }
 

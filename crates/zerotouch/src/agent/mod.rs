@@ -176,6 +176,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     // run, would otherwise only show as failed attempts until --timeout.
     args.apply.check()?;
     args.join_check.check()?;
+    state::check_owner_key_flags(&args.owner_keys).map_err(|e| AppError::Usage(e.to_string()))?;
     let (identity, created) = crate::identity::load_or_create(&args.state_dir, args.suite)?;
     if created {
         tracing::info!(state_dir = %args.state_dir.display(), "created a new device identity (first run)");

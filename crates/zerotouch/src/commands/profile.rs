@@ -68,8 +68,9 @@ pub struct SetArgs {
     /// BSSID hint (`aa:bb:cc:dd:ee:ff`).
     #[arg(long)]
     pub bssid: Option<String>,
-    /// Channel hint (1..=14).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=14))]
+    /// Channel hint of the access point, 1..=13: the channels zerotouch radios use (as
+    /// `configurator run --channel`; channel 14 is not supported).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=13))]
     pub channel: Option<u8>,
     /// Application setting delivered to devices (repeatable); `profile set` adds or changes
     /// it and keeps the others.
@@ -467,6 +468,25 @@ fn print_profile(profile: &Profile, ctx: &Context, show_secrets: bool) -> Result
     write_stdout(text.trim_end())
 }
 
+/// The PSK column of `profile list`: per-device if any network has per-device PSKs, open if
+/// every network is open, shared otherwise.
+fn psk_column(profile: &Profile) -> &'static str {
+    let networks = &profile.networks;
+    if networks
+        .iter()
+        .any(|n| n.credential == CredentialSpec::PerDevice)
+    {
+        "per-device"
+    } else if networks
+        .iter()
+        .all(|n| n.credential == CredentialSpec::None)
+    {
+        "open"
+    } else {
+        "shared"
+    }
+}
+
 async fn list(ctx: &Context, registry: &Registry) -> Result<(), AppError> {
     let profiles = registry.list_profiles().await?;
     if ctx.json {
@@ -483,14 +503,7 @@ async fn list(ctx: &Context, registry: &Registry) -> Result<(), AppError> {
                     .map(|n| n.ssid.as_str())
                     .collect::<Vec<_>>()
                     .join(","),
-                if p.networks
-                    .iter()
-                    .any(|n| n.credential == CredentialSpec::PerDevice)
-                {
-                    "per-device".to_string()
-                } else {
-                    "shared".to_string()
-                },
+                psk_column(p).to_string(),
                 p.settings.len().to_string(),
             ]
         })

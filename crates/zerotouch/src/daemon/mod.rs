@@ -47,7 +47,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 
-    /// The radio channel to serve (normally the access point's). Enrollees hop until they find it.
+    /// The radio channel to serve, 1..=13 (normally the access point's). Enrollees hop over
+    /// channels 1 to 13 until they find it; channel 14 (Japan, 802.11b only) is not used.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=13), value_name = "N")]
     pub channel: u8,
 
@@ -55,8 +56,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::Ipv4Addr>,
 
-    /// Most concurrent provisioning sessions.
-    #[arg(long, value_name = "N")]
+    /// Most concurrent provisioning sessions (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_sessions: Option<usize>,
 
     /// Record every frame the daemon sends and receives into FILE (pcapng, radiotap +
@@ -255,7 +256,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
 
     let mut limits = ConfiguratorLimits::default();
     if let Some(max) = args.max_sessions {
-        limits.max_sessions = max.max(1);
+        limits.max_sessions = max;
     }
     let settings = ConfiguratorSettings {
         identities,
