@@ -279,3 +279,96 @@ fn the_final_error_names_the_last_failure() {
     );
     assert_eq!(daemon.terminate(), Some(130));
 }
+
+#[test]
+fn an_unchanged_configuration_is_not_redelivered_after_a_failed_join() {
+    let env = Env::new();
+    env.ok(&["fleet", "init"]);
+    env.ok(&[
+        "profile",
+        "set",
+        "default",
+        "--ssid",
+        "plant-floor",
+        "--passphrase",
+        "wrong-passphrase",
+    ]);
+    let devices = env.path("devices");
+    env.ok(&[
+        "device",
+        "keygen",
+        "--count",
+        "1",
+        "--out",
+        &devices.to_string_lossy(),
+    ]);
+    env.ok(&[
+        "allow",
+        "import",
+        &devices.join("manifest.csv").to_string_lossy(),
+    ]);
+    let log_path = env.path("daemon.log");
+    let child = env
+        .cmd()
+        .args(["configurator", "run", "--link", &env.link])
+        .args(["--join-retry-backoff", "3"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("daemon log"))
+        .spawn()
+        .expect("start the daemon");
+    let mut daemon = e2e_support::Daemon::from_child(child, log_path);
+    daemon.wait_for_log("configurator daemon running", Duration::from_secs(30));
+
+    // The "access point" refuses every configuration: exit 2 = authentication failed.
+    let mut agent = env
+        .cmd()
+        .args(["enrollee", "run", "--state-dir"])
+        .arg(devices.join("dev-0001"))
+        .args(["--link", &env.link, "--join-check", "exec:exit 2"])
+        .args(["--timeout", "120"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(env.path("agent.log")).expect("agent log"))
+        .spawn()
+        .expect("start the agent");
+    let delivered = |log: &str| log.matches("configuration delivered").count();
+    let failures = |env: &Env| {
+        audit(env)
+            .iter()
+            .filter(|e| e["kind"] == "join-failed")
+            .count()
+    };
+
+    let wait = Duration::from_secs(60);
+    daemon.wait_for_log("device could not join", wait);
+    // The same configuration comes again only after the 3 s backoff; its identical failure
+    // is counted, not written.
+    let log = daemon.wait_for_log("failed again with the same configuration", wait);
+    assert_eq!(delivered(&log), 2, "one delivery per backoff:\n{log}");
+    assert_eq!(failures(&env), 1, "the repeat is not written again");
+    assert!(log.contains("failures=2"), "{log}");
+
+    daemon.signal("USR1");
+    let log = daemon.wait_for_log(" status ", wait);
+    let status = log
+        .lines()
+        .find(|l| l.contains(" status "))
+        .expect("status");
+    assert!(status.contains("repeated_failures=1"), "{status}");
+
+    // A profile change that alters the configuration is delivered at once (the doubled
+    // backoff of 6 s notwithstanding), and its failure is new, so it is written.
+    env.ok(&[
+        "profile",
+        "set",
+        "default",
+        "--passphrase",
+        "another-passphrase",
+    ]);
+    let log = daemon.wait_for_lines("device could not join", 2, wait);
+    assert_eq!(delivered(&log), 3, "{log}");
+    assert_eq!(failures(&env), 2);
+
+    agent.kill().expect("stop the agent");
+    let _ = agent.wait();
+    assert_eq!(daemon.terminate(), Some(130));
+}

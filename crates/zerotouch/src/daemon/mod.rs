@@ -60,6 +60,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_sessions: Option<usize>,
 
+    /// Seconds before a device whose join failed gets the same configuration again (doubling
+    /// with each identical failure, up to 32 times). A profile or device change that alters
+    /// its configuration is delivered at once.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub join_retry_backoff: u64,
+
     /// Record every frame the daemon sends and receives into FILE (pcapng, radiotap +
     /// 802.11; open it in Wireshark with tools/wireshark/zerotouch.lua).
     #[arg(long, value_name = "FILE")]
@@ -226,6 +232,9 @@ fn log_status<R: rand_core::CryptoRng>(
         join_failed = stats.join_failed,
         refused = stats.refused,
         declined = stats.declined,
+        held_back_devices = driver.held_back_devices(),
+        held_back_sessions = stats.held_back,
+        repeated_failures = stats.repeated_failures,
         "status"
     );
 }
@@ -270,7 +279,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         .map_err(AppError::from)?;
     let allowlisted = snapshot.keys.len();
     let rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let mut driver = ConfiguratorDriver::new(settings, rng, snapshot);
+    let mut driver = ConfiguratorDriver::new(settings, rng, snapshot)
+        .with_failure_backoff(args.join_retry_backoff.saturating_mul(1000));
 
     let capture = open_capture(args.pcap.as_deref())?;
     let link = open_link(&args.link, addr, args.channel, args.iface, capture).await?;
