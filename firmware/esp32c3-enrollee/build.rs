@@ -11,7 +11,8 @@
 //! - `ZEROTOUCH_TX_POWER_QDBM`: maximum TX power in quarter-dBm, 8..=84 (default 60 = 15 dBm).
 //!
 //! Malformed values fail the build, so a production image can never silently fall back
-//! to trust on first use. The keys are fully validated (curve point) again at boot.
+//! to trust on first use, and so does an owner key of another suite than `ZEROTOUCH_SUITE`.
+//! The keys are fully validated (curve point, suite of the stored identity) again at boot.
 
 use std::env;
 use std::fmt::Write as _;
@@ -71,6 +72,17 @@ fn main() {
         fail(
             "ZEROTOUCH_SUITE is `p256` but the image is built without the `suite-p256` feature; drop --no-default-features or use `ed25519`",
         );
+    }
+    // An owner key of another suite than the identity could never certify a configurator
+    // the device accepts (the firmware also halts on one at boot, against the suite of the
+    // identity it actually stored).
+    for key in &owners {
+        let key_suite = if key.len() == 60 { "ed25519" } else { "p256" };
+        if key_suite != suite {
+            fail(&format!(
+                "ZEROTOUCH_OWNER_KEYS entry `{key}` is of suite {key_suite} but ZEROTOUCH_SUITE is `{suite}`: it could never match; pin {suite} owner keys or set ZEROTOUCH_SUITE={key_suite}"
+            ));
+        }
     }
 
     let market_var = env::var("ZEROTOUCH_MARKET").unwrap_or_else(|_| "EU".into());

@@ -27,6 +27,17 @@ pub enum StoreError {
         /// What the database reported.
         detail: String,
     },
+    /// The database server could not be reached (refused, no route, DNS, timeout): nothing
+    /// holds a lock, the server is down or the address is wrong.
+    #[error(
+        "the registry at {location} is unreachable: {detail}; check that the database server runs and that the URL's host, port and database are right"
+    )]
+    Unreachable {
+        /// The database URL (without password).
+        location: String,
+        /// What connecting reported.
+        detail: String,
+    },
     /// The file or database is not a zerotouch registry, or is damaged.
     #[error(
         "{location} is not a zerotouch registry or is corrupt: restore from backup or move it aside ({detail})"
@@ -65,9 +76,12 @@ pub enum StoreError {
         /// Which key was used and what to do.
         detail: String,
     },
-    /// The secret key could not be loaded or created.
+    /// The secret key could not be loaded or created (missing key file, malformed key).
     #[error("secret key problem: {0}")]
     SecretKey(String),
+    /// The operating system's random generator failed (keys, PSKs, tokens, nonces).
+    #[error("the system random generator failed: {0}")]
+    Random(String),
     /// A sealed value does not decrypt: it was modified or moved to another row.
     #[error(
         "the encrypted {what} does not decrypt: the registry was modified outside zerotouch; restore from backup"

@@ -253,7 +253,7 @@ pub struct NetworkSpec {
     /// Optional BSSID hint, `aa:bb:cc:dd:ee:ff`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bssid: Option<String>,
-    /// Optional channel hint, 1..=14.
+    /// Optional channel hint, 1..=13 (as the configurator's channel; 14 is not supported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<u8>,
 }

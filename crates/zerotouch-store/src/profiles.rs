@@ -99,10 +99,10 @@ fn validate_network(net: &NetworkSpec) -> Result<(), StoreError> {
         )));
     }
     if let Some(channel) = net.channel
-        && !(1..=14).contains(&channel)
+        && !(1..=13).contains(&channel)
     {
         return Err(StoreError::InvalidConfig(format!(
-            "channel {channel} of {ssid:?} is not 1 to 14"
+            "channel {channel} of {ssid:?} is not 1 to 13 (the channels zerotouch radios use; 14 is not supported)"
         )));
     }
     Ok(())
@@ -137,8 +137,7 @@ fn generate_passphrase() -> Result<Zeroizing<String>, StoreError> {
     let mut out = Zeroizing::new(String::with_capacity(GENERATED_PSK_LEN));
     let mut buf = Zeroizing::new([0u8; 64]);
     while out.len() < GENERATED_PSK_LEN {
-        getrandom::fill(buf.as_mut())
-            .map_err(|e| StoreError::SecretKey(format!("the system RNG failed: {e}")))?;
+        getrandom::fill(buf.as_mut()).map_err(|e| StoreError::Random(e.to_string()))?;
         for &b in buf.iter().filter(|&&b| b < limit) {
             if out.len() == GENERATED_PSK_LEN {
                 break;

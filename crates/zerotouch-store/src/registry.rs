@@ -189,6 +189,29 @@ fn prepare_sqlite_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Makes one connection to a PostgreSQL server (the pool would retry a refused connection
+/// for its whole acquire timeout): a server that cannot be reached is reported at once as
+/// [`StoreError::Unreachable`], with the operating system's reason.
+async fn probe_server(url: &str, location: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let connecting = AnyConnection::connect(url);
+    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(StoreError::Unreachable {
+            location: location.to_string(),
+            detail: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(StoreError::from_sqlx(e, location)),
+        Err(_) => Err(StoreError::Unreachable {
+            location: location.to_string(),
+            detail: "no answer within 10 s".into(),
+        }),
+    }
+}
+
 impl Registry {
     /// Opens (creating it if needed) the registry at `url`: a file path or `sqlite:PATH` for
     /// SQLite (WAL mode, 5 s busy timeout, foreign keys on, files 0600), or
@@ -204,10 +227,21 @@ impl Registry {
             }
             Backend::Postgres => (url.to_string(), redact(url), 8),
         };
+        if matches!(backend, Backend::Postgres) {
+            probe_server(&connect_url, &location).await?;
+        }
         let pool = pool_options(&backend, max_connections, Durability::Durable)
             .connect(&connect_url)
             .await
-            .map_err(|e| StoreError::from_sqlx(e, &location))?;
+            .map_err(|e| match (&backend, e) {
+                // The pool retries a refused connection until its acquire timeout and then
+                // reports a timeout: at open time that is an unreachable server, not a lock.
+                (Backend::Postgres, sqlx::Error::PoolTimedOut) => StoreError::Unreachable {
+                    location: location.clone(),
+                    detail: "no connection could be made within 10 s".into(),
+                },
+                (_, e) => StoreError::from_sqlx(e, &location),
+            })?;
         let opening = Opening {
             pool,
             backend,

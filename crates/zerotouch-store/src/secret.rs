@@ -106,8 +106,7 @@ impl SecretKey {
             }
             Err(e) if e.kind() == ErrorKind::NotFound && may_create => {
                 let mut key = Zeroizing::new([0u8; 32]);
-                getrandom::fill(key.as_mut())
-                    .map_err(|e| StoreError::SecretKey(format!("the system RNG failed: {e}")))?;
+                getrandom::fill(key.as_mut()).map_err(|e| StoreError::Random(e.to_string()))?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -141,8 +140,7 @@ impl SecretKey {
         plaintext: &[u8],
     ) -> Result<String, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|e| StoreError::SecretKey(format!("the system RNG failed: {e}")))?;
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::Random(e.to_string()))?;
         let aad = associated_data(table, column, row);
         let ciphertext = self
             .cipher()

@@ -119,8 +119,7 @@ impl Registry {
             )));
         }
         let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| StoreError::SecretKey(format!("the OS random generator failed: {e}")))?;
+        getrandom::fill(&mut secret).map_err(|e| StoreError::Random(e.to_string()))?;
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
         let now = now_ms();
         let mut tx = self.begin_write().await?;

@@ -148,6 +148,9 @@ pub struct Context {
     pub verbosity: i8,
     /// The config file that was read, if any.
     pub config_path: Option<PathBuf>,
+    /// Whether the config file was named (`--config`/`ZEROTOUCH_CONFIG`): only then is a
+    /// missing file an error (also when the daemon re-reads it on SIGHUP).
+    pub config_explicit: bool,
     /// The config file contents (empty if there is none); subcommands read their sections.
     #[allow(dead_code)]
     // The `[configurator]`/`[enrollee]`/`[demo]` sections are read by those commands.
@@ -196,6 +199,7 @@ impl Context {
             verbosity: i8::try_from(cli.verbose).unwrap_or(i8::MAX)
                 - i8::try_from(cli.quiet).unwrap_or(i8::MAX),
             config_path,
+            config_explicit: explicit,
             config,
         })
     }
@@ -239,6 +243,17 @@ impl Context {
         tracing::debug!(registry = %self.registry, "opening registry");
         if let RegistryLocation::Sqlite(path) = &self.registry {
             check_sqlite_header(path)?;
+        }
+        let key_file = match (&self.secret_key_file, &self.registry) {
+            (Some(path), _) => Some(path.clone()),
+            (None, _) if std::env::var_os(ENV_SECRET_KEY).is_some_and(|v| !v.is_empty()) => None,
+            (None, RegistryLocation::Sqlite(path)) => Some(Registry::default_key_file(path)),
+            (None, RegistryLocation::Url(_)) => None,
+        };
+        if let Some(path) = key_file
+            && let Ok(meta) = std::fs::metadata(&path)
+        {
+            crate::identity::warn_if_exposed(&path, &meta, "registry secret key file");
         }
         Ok(Registry::open(&self.registry_url(), self.secret_key_source()).await?)
     }

@@ -23,9 +23,12 @@ pub mod exit {
     pub const CONFLICT: u8 = 4;
     /// The registry is locked or busy (another process holds a write lock).
     pub const BUSY: u8 = 5;
-    /// The registry is corrupt, has an unknown schema, or the secret key does not match.
+    /// The registry is corrupt, has an unknown schema, or its secret key is wrong or missing.
     pub const CORRUPT: u8 = 6;
-    /// Interrupted by SIGINT/SIGTERM (128 + 2, as shells report it).
+    /// The registry's database server cannot be reached (down, wrong host or port).
+    pub const UNREACHABLE: u8 = 7;
+    /// Stopped by SIGINT/SIGTERM (128 + 2, as shells report an interrupt); the daemon exits
+    /// with it after its graceful shutdown.
     pub const INTERRUPTED: u8 = 130;
 }
 
@@ -40,8 +43,9 @@ Exit codes:
   3    not found (device, profile, key, file)
   4    conflict (already exists, ambiguous prefix, fleet already initialised)
   5    registry locked or busy (another process is writing; retry)
-  6    registry corrupt, unknown schema, or secret key mismatch
-  130  interrupted (SIGINT/SIGTERM)"
+  6    registry corrupt, unknown schema, or secret key wrong or missing
+  7    registry unreachable (database server down, wrong host or port; retry later)
+  130  interrupted (SIGINT/SIGTERM; the daemon after its graceful shutdown)"
     };
 }
 
@@ -56,8 +60,10 @@ pub enum AppError {
     Conflict(String),
     /// The registry is locked by another writer (exit 5).
     Busy(String),
-    /// The registry is corrupt or its secret key does not match (exit 6).
+    /// The registry is corrupt or its secret key is wrong or missing (exit 6).
     Corrupt(String),
+    /// The registry's database server cannot be reached (exit 7).
+    Unreachable(String),
     /// Stopped by a signal (exit 130).
     Interrupted,
     /// Any other failure (exit 1).
@@ -73,6 +79,7 @@ impl AppError {
             AppError::Conflict(_) => exit::CONFLICT,
             AppError::Busy(_) => exit::BUSY,
             AppError::Corrupt(_) => exit::CORRUPT,
+            AppError::Unreachable(_) => exit::UNREACHABLE,
             AppError::Interrupted => exit::INTERRUPTED,
             AppError::Failed(_) => exit::FAILURE,
         }
@@ -86,6 +93,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Busy(_) => "busy",
             AppError::Corrupt(_) => "corrupt",
+            AppError::Unreachable(_) => "unreachable",
             AppError::Interrupted => "interrupted",
             AppError::Failed(_) => "failure",
         }
@@ -112,6 +120,7 @@ impl fmt::Display for AppError {
             | AppError::Conflict(m)
             | AppError::Busy(m)
             | AppError::Corrupt(m)
+            | AppError::Unreachable(m)
             | AppError::Failed(m) => f.write_str(m),
             AppError::Interrupted => {
                 f.write_str("interrupted by a signal; nothing half-written was committed")
@@ -133,7 +142,9 @@ impl From<StoreError> for AppError {
         let message = err.to_string();
         match err {
             StoreError::Busy { .. } => AppError::Busy(message),
+            StoreError::Unreachable { .. } => AppError::Unreachable(message),
             StoreError::Corrupt { .. }
+            | StoreError::SecretKey(_)
             | StoreError::SchemaTooNew { .. }
             | StoreError::Migration { .. }
             | StoreError::WrongSecretKey { .. }

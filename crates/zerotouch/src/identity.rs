@@ -154,6 +154,9 @@ pub fn load(state_dir: &Path) -> Result<SigningIdentity, IdentityError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(IdentityError::Missing(path)),
         Err(source) => return Err(IdentityError::Unreadable { path, source }),
     };
+    if let Ok(meta) = file.metadata() {
+        warn_if_exposed(&path, &meta, "device identity key");
+    }
     let mut text = Zeroizing::new(String::new());
     if let Err(source) = file.read_to_string(&mut text) {
         return Err(if source.kind() == io::ErrorKind::InvalidData {
@@ -166,6 +169,21 @@ pub fn load(state_dir: &Path) -> Result<SigningIdentity, IdentityError> {
         });
     }
     parse(&text).map_err(|reason| IdentityError::Corrupt { path, reason })
+}
+
+/// Warns (on stderr, through the log) when a secret key file can be read or written by its
+/// group or others: it is used anyway (refusing would stop a fleet over a mode), but the
+/// operator should know, as ssh does for its keys.
+pub fn warn_if_exposed(path: &Path, meta: &fs::Metadata, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "the {what} {} has mode {mode:04o}: other users may read it; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
 }
 
 /// Parses the identity file format (see the module documentation).

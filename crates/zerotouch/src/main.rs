@@ -13,6 +13,7 @@ mod daemon;
 mod demo;
 mod http;
 mod identity;
+mod logging;
 mod output;
 #[cfg(test)]
 mod parser_props;
@@ -24,7 +25,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, ConfiguratorCommand, Context, EnrolleeCommand};
 use crate::error::AppError;
-use crate::settings::LogFormat;
 
 fn main() -> ExitCode {
     // clap prints help/version (exit 0) and usage errors (exit 2) itself.
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         // The demo's output is its progress and summary: the daemon's per-session log lines
         // (normal retries under loss) would drown them, so it logs warnings unless -v.
         let quiet_by_default = matches!(cli.command, Command::Demo(_));
-        init_logging(&ctx, quiet_by_default);
+        logging::init(&ctx, quiet_by_default)?;
         tracing::debug!(registry = %ctx.registry, config = ?ctx.config_path, "settings resolved");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -69,29 +69,6 @@ async fn dispatch(command: Command, ctx: &Context) -> Result<(), AppError> {
         Command::Demo(args) => demo::run(args, ctx).await,
         Command::Radio(cmd) => commands::radio::run(cmd, ctx).await,
     }
-}
-
-/// Installs the tracing subscriber on stderr: human or JSON, level from -v/-q or `RUST_LOG`
-/// (`warn` by default for commands whose own output is the point, `info` otherwise).
-fn init_logging(ctx: &Context, quiet_by_default: bool) {
-    use tracing_subscriber::EnvFilter;
-    let default_level = match ctx.verbosity {
-        i8::MIN..=-1 => "error",
-        0 if quiet_by_default => "warn",
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (never in this binary) would only fail; ignoring it is safe.
-    let _ = match ctx.log_format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Prints an error on stderr: `error: ...` or, with `--json`, one JSON object.

@@ -9,6 +9,7 @@
 //! registry = "/var/lib/zerotouch/registry.db"
 //! secret_key_file = "/var/lib/zerotouch/secret.key"
 //! log_format = "json"
+//! log_level = "info"   # or "debug", "info,zerotouch=debug"; the daemon re-reads it on SIGHUP
 //!
 //! [configurator]   # sections other than the keys above are kept for subcommands
 //! channel = 6
@@ -54,6 +55,8 @@ pub struct ConfigFile {
     pub secret_key_file: Option<PathBuf>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// Log level filter (`RUST_LOG` syntax); below `RUST_LOG` and `-v`/`-q`.
+    pub log_level: Option<String>,
     /// Print JSON instead of text by default.
     pub json: Option<bool>,
     /// Settings for the configurator daemon (`[configurator]`), read by `configurator run`.

@@ -354,6 +354,73 @@ fn profiles_and_device_overrides() {
 }
 
 #[test]
+fn profile_set_changes_only_the_flags_given_and_replace_replaces() {
+    let env = Env::new();
+    env.ok(&[
+        "profile",
+        "set",
+        "default",
+        "--ssid",
+        "plant-iot",
+        "--passphrase",
+        "wrong-passphrase",
+        "--setting",
+        "mqtt.host=broker.plant.example",
+        "--setting",
+        "site=hall-3",
+        "--channel",
+        "6",
+    ]);
+    // "Fix the profile": only the passphrase is given; the settings and channel survive.
+    env.ok(&[
+        "profile",
+        "set",
+        "default",
+        "--passphrase",
+        "right-passphrase",
+    ]);
+    let shown = env.json(&["profile", "show", "default", "--show-secrets"]);
+    assert_eq!(shown["networks"][0]["secret"], "right-passphrase");
+    assert_eq!(shown["networks"][0]["ssid"], "plant-iot");
+    assert_eq!(shown["networks"][0]["channel"], 6);
+    assert_eq!(shown["settings"]["mqtt.host"], "broker.plant.example");
+    assert_eq!(shown["settings"]["site"], "hall-3");
+
+    // One setting changed, one removed; an unknown key is refused and changes nothing.
+    env.ok(&["profile", "set", "default", "--setting", "site=hall-4"]);
+    let err = env.fails(&["profile", "set", "default", "--unset", "nope"], 2);
+    assert!(err.contains("\"nope\"") && err.contains("site"), "{err}");
+    env.ok(&["profile", "set", "default", "--unset", "mqtt.host"]);
+    let shown = env.json(&["profile", "show", "default"]);
+    assert_eq!(shown["settings"], serde_json::json!({ "site": "hall-4" }));
+    let err = env.fails(&["profile", "set", "default"], 2);
+    assert!(err.contains("nothing to change"), "{err}");
+
+    // Open drops the credential; back to WPA2 needs one.
+    env.ok(&["profile", "set", "default", "--security", "open"]);
+    let shown = env.json(&["profile", "show", "default"]);
+    assert_eq!(shown["networks"][0]["credential"], "none");
+    env.fails(&["profile", "set", "default", "--security", "wpa2-psk"], 2);
+
+    // replace: what is not given is gone.
+    env.ok(&[
+        "profile",
+        "replace",
+        "default",
+        "--ssid",
+        "plant-iot",
+        "--per-device",
+    ]);
+    let shown = env.json(&["profile", "show", "default"]);
+    assert_eq!(shown["settings"], serde_json::json!({}));
+    assert_eq!(shown["networks"][0]["credential"], "per-device");
+    assert_eq!(shown["networks"][0]["channel"], serde_json::Value::Null);
+    // set of a new profile still needs a network.
+    let err = env.fails(&["profile", "set", "fresh", "--setting", "a=b"], 2);
+    assert!(err.contains("--ssid"), "{err}");
+}
+
+#[test]
 fn concurrent_adds_all_land() {
     let env = Env::new();
     env.ok(&["fleet", "init"]);

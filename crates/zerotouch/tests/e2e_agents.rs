@@ -1,7 +1,7 @@
 //! Real processes on the real UDP link: one configurator daemon and four enrollee agents on
 //! one registry. All are provisioned; every wpa_supplicant.conf they wrote is accepted by
 //! Debian's wpa_supplicant; the NetworkManager keyfile and settings.json are written 0600;
-//! a SIGTERM stops the daemon with exit code 0.
+//! a SIGTERM stops the daemon gracefully with exit code 130 (the README's "interrupted").
 
 mod e2e_support;
 
@@ -210,7 +210,7 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
 
     assert_eq!(
         daemon.terminate(),
-        Some(0),
+        Some(130),
         "SIGTERM is a clean stop:\n{}",
         daemon.log_text()
     );

@@ -96,7 +96,7 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
     drop(revoked_fleet);
     assert!(fleet.commits().iter().all(|&c| c == 1));
     drop(fleet);
-    assert_eq!(daemon.terminate(), Some(0));
+    assert_eq!(daemon.terminate(), Some(130));
 
     runtime.block_on(async {
         let registry = env.open_registry().await;

@@ -60,7 +60,7 @@ fn sigkill_mid_provisioning_loses_nothing_and_provisions_each_device_once() {
     );
     assert_eq!(
         restarted.terminate(),
-        Some(0),
+        Some(130),
         "graceful stop: {}",
         restarted.log_text()
     );

@@ -8,6 +8,10 @@
 //! Lifecycle:
 //! 1. First boot: generate the identity key from the TRNG, store it, print its key hash
 //!    and DPP bootstrap URI (the allowlist entry).
+//!    Every boot: decide whom to trust (the manufacturing owner keys plus the owner pinned
+//!    by the last commit; none = trust on first use; a key that cannot match the identity
+//!    stops the device) and, before every `Enrollee`, raise the boot counter in flash (the
+//!    high half of the signed announcement counter, PROTOCOL.md §4.1).
 //! 2. Not provisioned: announce (mode New) until a configurator of the owner delivers a
 //!    configuration; try its first network; report the result; on `Provisioned` (the
 //!    configurator persisted the report) commit the configuration to flash.
@@ -42,12 +46,13 @@ use esp_radio::esp_now::EspNowError;
 use esp_radio::wifi::{ControllerConfig, CountryInfo, WifiController, WifiError};
 use esp_storage::FlashStorage;
 use zerotouch_firmware_policy::{TimerCheck, stored_channel};
+use zerotouch_firmware_store::{TrustSetError, owner_trust};
 use zerotouch_proto::config::{ConfigView, MAX_CONFIG_LEN};
 use zerotouch_proto::enrollee::{
-    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming,
+    AttemptFailure, Enrollee, EnrolleeEvent, EnrolleeSettings, EnrolleeState, EnrolleeTiming, Trust,
 };
 use zerotouch_proto::uri::BootstrapUri;
-use zerotouch_proto::{Addr, AnnounceMode, FailureReason, PublicKey};
+use zerotouch_proto::{Addr, AnnounceMode, FailureReason, PublicKey, SuiteId};
 
 use crate::manufacturing::ManufacturingError;
 use crate::radio::EspNowRadio;
@@ -105,6 +110,9 @@ enum Fatal {
     Storage(StorageError),
     /// The image was built with unusable manufacturing settings.
     Manufacturing(ManufacturingError),
+    /// The owner keys cannot be pinned for this identity (never answered with trust on
+    /// first use).
+    Trust(TrustSetError),
     /// The identity disappeared from flash after boot.
     IdentityLost,
 }
@@ -128,6 +136,16 @@ impl core::fmt::Display for Fatal {
             Self::Rng(e) => write!(f, "{e}"),
             Self::Storage(e) => write!(f, "storage: {e}"),
             Self::Manufacturing(e) => write!(f, "manufacturing settings: {e}"),
+            Self::Trust(e @ TrustSetError::FactoryKeySuite { identity, .. }) => write!(
+                f,
+                "manufacturing settings: {e}; rebuild with {} owner keys in ZEROTOUCH_OWNER_KEYS (a stored identity keeps its suite whatever ZEROTOUCH_SUITE says)",
+                identity.name()
+            ),
+            Self::Trust(e @ TrustSetError::CommittedOwnerSuite { .. }) => write!(
+                f,
+                "storage: {e}; erase the storage partition to recover (the identity is lost)"
+            ),
+            Self::Trust(e) => write!(f, "manufacturing settings: {e}"),
             Self::IdentityLost => {
                 f.write_str("the identity key vanished from flash: the flash is failing")
             }
@@ -210,9 +228,14 @@ async fn run(
     let mut rng = HardwareRng::new().map_err(Fatal::Rng)?;
     let (identity, generated) = store.identity_or_generate(suite, &mut rng).await?;
     print_identity(&identity.public_key(), generated);
+    let identity_suite = identity.suite();
     drop(identity);
 
     let mut committed = store.committed().await?;
+    // Checked at boot, before anything goes on the air: an owner key that can never match
+    // stops the device here rather than leaving it to trust on first use.
+    let trust = trust_for(identity_suite, &manufacturing_owners, committed.as_ref())?;
+    log::info!("trust mode: {}", trust.describe());
     // A bad stored channel must not stop every boot: fall back to the default.
     let (channel, problem) = stored_channel(
         committed.map(|c| c.channel),
@@ -240,27 +263,32 @@ async fn run(
             last_failure = Some(reason);
         }
         let identity = store.identity().await?.ok_or(Fatal::IdentityLost)?;
-        let mut pinned_owners = manufacturing_owners.clone();
-        if let Some(current) = committed
-            && !pinned_owners.contains(&current.owner)
-        {
-            // The owner pinned by a past provisioning (TOFU); a full list keeps the factory pins.
-            let _ = pinned_owners.push(current.owner);
-        }
+        // Recomputed: a provisioning since boot pinned its owner.
+        let trust = trust_for(identity.suite(), &manufacturing_owners, committed.as_ref())?;
+        let mode = if committed.is_some() {
+            AnnounceMode::Reconfigure
+        } else {
+            AnnounceMode::New
+        };
+        // One flash write per Enrollee, before its first announcement: its announcement
+        // counters (boot << 32 | round) are then above every earlier one (PROTOCOL.md §4.1).
+        let boot_counter = store.next_boot().await?;
+        log::info!(
+            "announcing in mode {}, {}, boot counter {boot_counter}",
+            mode.name(),
+            trust.describe()
+        );
         let settings = EnrolleeSettings {
             identity,
-            pinned_owners,
-            mode: if committed.is_some() {
-                AnnounceMode::Reconfigure
-            } else {
-                AnnounceMode::New
-            },
+            trust,
+            mode,
             last_failure,
             last_channel: committed.map(|c| c.channel),
             known_unix_time: committed.map_or(0, |c| c.unix_time),
             // PROTOCOL.md §9.3 values; the configurator waits 30 s for the join report,
             // which covers `wifi::JOIN_TIMEOUT` plus leaving the network.
             timing: EnrolleeTiming::default(),
+            boot_counter,
         };
         let rng = HardwareRng::new().map_err(Fatal::Rng)?;
         let mut enrollee = Enrollee::new(settings, rng, now_ms());
@@ -282,6 +310,29 @@ async fn run(
             Outcome::RetryCommitted => log::info!("retrying the committed networks"),
         }
     }
+}
+
+/// The trust of the next `Enrollee`: the manufacturing owner keys plus the owner pinned by
+/// the last commit, or trust on first use when there are none. A key of another suite than
+/// the identity is fatal (`Fatal::Trust`), never dropped (which could leave no key, i.e.
+/// trust on first use).
+fn trust_for(
+    identity_suite: SuiteId,
+    manufacturing_owners: &[PublicKey],
+    committed: Option<&Committed>,
+) -> Result<Trust, Fatal> {
+    let committed_owner = committed.map(|c| c.owner);
+    let trust =
+        owner_trust(identity_suite, manufacturing_owners, committed_owner).map_err(Fatal::Trust)?;
+    if let Some(owner) = committed_owner
+        && !trust.owners().contains(&owner)
+    {
+        log::warn!(
+            "the owner pinned by the last provisioning ({}) is not pinned: the manufacturing owner keys fill the list",
+            owner.key_hash()
+        );
+    }
+    Ok(trust)
 }
 
 /// Prints the identity: the allowlist key hash and the DPP bootstrap URI (for a label/QR).

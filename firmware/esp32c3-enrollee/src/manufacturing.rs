@@ -18,7 +18,8 @@ pub const TX_POWER_QDBM: i8 = generated::TX_POWER_QDBM;
 /// Why the baked-in settings are unusable (the image was built with bad values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ManufacturingError {
-    /// An owner key is not valid base64 or not a valid Ed25519 / P-256 SPKI.
+    /// An owner key (index from 0) is not valid base64 or not a valid Ed25519 / P-256 SPKI
+    /// (or of a suite this image was built without).
     BadOwnerKey(usize),
     /// More owner keys than the enrollee can pin.
     TooManyOwners,
@@ -31,7 +32,8 @@ impl core::fmt::Display for ManufacturingError {
         match self {
             Self::BadOwnerKey(i) => write!(
                 f,
-                "owner key #{i} of ZEROTOUCH_OWNER_KEYS is not a valid key: rebuild with the owner's base64 DER SPKI"
+                "owner key {} (counting from 1) of ZEROTOUCH_OWNER_KEYS is not a valid key: rebuild with the owner's base64 DER SPKI",
+                i + 1
             ),
             Self::TooManyOwners => write!(
                 f,

@@ -9,7 +9,9 @@
 //! - the commit record: the pinned owner key, the channel the session ran on, the
 //!   configurator's authenticated time and the length and slot of the committed configuration.
 //!   Its presence is the "provisioned" flag;
-//! - the configuration object, in chunks, in one of two slots (A/B).
+//! - the configuration object, in chunks, in one of two slots (A/B);
+//! - the boot counter: the high half of the signed announcement counter (PROTOCOL.md §4.1),
+//!   raised by [`Store::next_boot`] once per `Enrollee` and never lowered or wrapped.
 //!
 //! A commit writes the new configuration into the slot the current record does not point
 //! at, reads it back, and only then writes the commit record: a power cut at any moment leaves
@@ -17,10 +19,17 @@
 //! the protocol's `Provisioned` event (the configurator has persisted the join report), so a
 //! configuration that never joined is never stored.
 //!
+//! [`owner_trust`] derives the enrollee's [`Trust`](zerotouch_proto::enrollee::Trust) from
+//! the manufacturing owner keys and the owner the commit record pinned.
+//!
 //! `no_std`, no allocator.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod trust;
+
+pub use trust::{TrustSetError, owner_trust};
 
 use core::ops::Range;
 
@@ -45,6 +54,8 @@ const IDENTITY_RECORD_LEN: usize = 34;
 /// Commit record: version, slot, config length (2), channel, Unix time (4), owner suite, key.
 const COMMIT_HEADER_LEN: usize = 10;
 const COMMIT_RECORD_MAX: usize = COMMIT_HEADER_LEN + 33;
+/// Boot counter record: version, counter (4, big-endian).
+const BOOT_RECORD_LEN: usize = 5;
 
 /// Map keys.
 mod key {
@@ -52,6 +63,8 @@ mod key {
     pub const IDENTITY: u16 = 0x0001;
     /// The commit record.
     pub const COMMIT: u16 = 0x0002;
+    /// The boot counter record.
+    pub const BOOT: u16 = 0x0003;
 
     /// Chunk `index` of the configuration in `slot` (0 or 1).
     pub const fn config_chunk(slot: u8, index: u8) -> u16 {
@@ -78,6 +91,9 @@ pub enum StorageError<E> {
     ConfigSize,
     /// A value read back after writing differs from what was written.
     VerifyFailed,
+    /// The boot counter is at `u32::MAX`: another boot would repeat announcement counters
+    /// (configurators would take them for replays), so none is started.
+    BootCounterExhausted,
 }
 
 impl<E: core::fmt::Debug> core::fmt::Display for StorageError<E> {
@@ -96,6 +112,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for StorageError<E> {
             }
             Self::ConfigSize => write!(f, "configuration empty or larger than {MAX_CONFIG_LEN} bytes"),
             Self::VerifyFailed => f.write_str("read-back after write differs: the flash may be failing"),
+            Self::BootCounterExhausted => f.write_str(
+                "the boot counter is at its maximum (4294967295): erase the storage partition and register the device again (new identity)",
+            ),
         }
     }
 }
@@ -339,5 +358,42 @@ impl<F: MultiwriteNorFlash> Store<F> {
                 .await;
         }
         Ok(record)
+    }
+
+    /// The stored boot counter: 0 if [`next_boot`](Self::next_boot) never persisted one. At
+    /// least the last value `next_boot` returned (a call cut short by a power failure may
+    /// have persisted its value without returning it).
+    pub async fn boot_counter(&mut self) -> Result<u32, StorageError<F::Error>> {
+        // Room for a longer record, so that one reads as a bad boot counter record.
+        let mut record = [0u8; BOOT_RECORD_LEN + 4];
+        match self.fetch(key::BOOT, &mut record).await? {
+            None => Ok(0),
+            Some(BOOT_RECORD_LEN) if record[0] == RECORD_VERSION => Ok(u32::from_be_bytes([
+                record[1], record[2], record[3], record[4],
+            ])),
+            Some(_) => Err(StorageError::BadRecord("boot counter")),
+        }
+    }
+
+    /// Raises the boot counter by one and returns the new value, only once it is stored and
+    /// read back: every value returned is strictly greater than every value returned before,
+    /// across power cuts and reboots. Call it once per `Enrollee`, before its first
+    /// announcement (`EnrolleeSettings::boot_counter`). One map item write per call.
+    ///
+    /// A counter at `u32::MAX` is never wrapped: [`StorageError::BootCounterExhausted`].
+    pub async fn next_boot(&mut self) -> Result<u32, StorageError<F::Error>> {
+        let next = self
+            .boot_counter()
+            .await?
+            .checked_add(1)
+            .ok_or(StorageError::BootCounterExhausted)?;
+        let mut record = [0u8; BOOT_RECORD_LEN];
+        record[0] = RECORD_VERSION;
+        record[1..].copy_from_slice(&next.to_be_bytes());
+        self.store(key::BOOT, &record).await?;
+        if self.boot_counter().await? != next {
+            return Err(StorageError::VerifyFailed);
+        }
+        Ok(next)
     }
 }

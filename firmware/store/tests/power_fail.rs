@@ -2,7 +2,9 @@
 //! sets a page to 0xFF) that loses power after a chosen number of word writes or page
 //! erases. After every possible cut the device "reboots" (a new store over what the flash
 //! holds) and must find the identity unchanged and either the old or the new commit,
-//! complete, never a mix and never nothing once something was committed.
+//! complete, never a mix and never nothing once something was committed; the boot counter
+//! must never give out a value twice or go backwards, and commits and identity writes must
+//! leave it as it was.
 
 use embedded_storage_async::nor_flash::{
     ErrorType, MultiwriteNorFlash, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash,
@@ -34,20 +36,26 @@ impl NorFlashError for FlashError {
 }
 
 /// NOR flash in RAM. `budget`: word writes and page erases left before the power fails
-/// (`None` = power stays on); `operations` counts them.
+/// (`None` = power stays on); `operations` counts them, `erases` the page erases alone.
 #[derive(Clone)]
 struct RamFlash {
     memory: Vec<u8>,
     budget: Option<usize>,
     operations: usize,
+    erases: usize,
 }
 
 impl RamFlash {
     fn new() -> Self {
+        Self::with_pages(PAGES)
+    }
+
+    fn with_pages(pages: usize) -> Self {
         Self {
-            memory: vec![0xff; PAGE * PAGES],
+            memory: vec![0xff; PAGE * pages],
             budget: None,
             operations: 0,
+            erases: 0,
         }
     }
 
@@ -106,6 +114,7 @@ impl NorFlash for RamFlash {
         }
         for page in (from..to).step_by(PAGE) {
             self.spend()?;
+            self.erases += 1;
             self.memory[page..page + PAGE].fill(0xff);
         }
         Ok(())
@@ -237,6 +246,8 @@ fn cut_at_every_operation(base: RamFlash, old: Option<(&Committed, &[u8])>, new:
     let identity_before = block_on(open(base.clone()).identity())
         .unwrap()
         .map(|i| i.public_key());
+    let boot_before = block_on(open(base.clone()).boot_counter()).unwrap();
+    assert!(boot_before > 0, "the base has a boot counter to disturb");
 
     let mut dry_run = open(base.clone());
     let before = dry_run_operations(&mut dry_run);
@@ -266,6 +277,11 @@ fn cut_at_every_operation(base: RamFlash, old: Option<(&Committed, &[u8])>, new:
         assert_eq!(
             identity_after, identity_before,
             "cut at {cut}: the identity changed"
+        );
+        assert_eq!(
+            block_on(rebooted.boot_counter()),
+            Ok(boot_before),
+            "cut at {cut}: the commit disturbed the boot counter"
         );
         match block_on(rebooted.committed()).unwrap_or_else(|e| panic!("cut at {cut}: {e}")) {
             Some(found) if found.owner == new_provisioning.owner => {
@@ -298,6 +314,7 @@ fn cut_at_every_operation(base: RamFlash, old: Option<(&Committed, &[u8])>, new:
         let committed = block_on(rebooted.commit(&provisioned(4, 3, 1), &again))
             .unwrap_or_else(|e| panic!("cut at {cut}: commit after recovery failed: {e}"));
         assert_eq!(read_config(&mut rebooted, &committed), again);
+        assert_eq!(block_on(rebooted.next_boot()), Ok(boot_before + 1));
     }
     assert!(saw_old > 0, "no cut landed before the switch-over");
     // With a previous commit, its slot is cleaned up after the switch-over, so some cuts
@@ -322,6 +339,7 @@ fn power_cut_during_first_commit_leaves_nothing_or_everything() {
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let mut store = open(RamFlash::new());
     block_on(store.identity_or_generate(SuiteId::Ed25519, &mut rng)).unwrap();
+    assert_eq!(block_on(store.next_boot()), Ok(1));
     cut_at_every_operation(store.into_flash(), None, &config_bytes(5000, 1));
 }
 
@@ -332,6 +350,9 @@ fn power_cut_during_recommit_keeps_old_or_new() {
     block_on(store.identity_or_generate(SuiteId::Ed25519, &mut rng)).unwrap();
     let old_config = config_bytes(8192, 2);
     let old = block_on(store.commit(&provisioned(1, 6, 1_700_000_000), &old_config)).unwrap();
+    for expected in 1..=3 {
+        assert_eq!(block_on(store.next_boot()), Ok(expected));
+    }
     cut_at_every_operation(
         store.into_flash(),
         Some((&old, &old_config)),
@@ -373,4 +394,210 @@ fn power_cut_during_identity_generation_never_leaves_a_partial_key() {
             }
         }
     }
+}
+
+/// Writes `value` under the store's boot counter key (0x0003) directly with
+/// sequential-storage, as a store of another firmware (or one near the end of its life)
+/// would have left it.
+fn plant_boot_record(flash: RamFlash, value: &[u8]) -> RamFlash {
+    use sequential_storage::cache::Cache;
+    use sequential_storage::map::{MapConfig, MapStorage};
+    let config = MapConfig::try_new(flash.range()).unwrap();
+    let mut map = MapStorage::new(flash, config, Cache::new_uncached());
+    let mut buffer = [0u8; 256];
+    block_on(map.store_item(&mut buffer, &0x0003u16, &value)).unwrap();
+    map.destroy().0
+}
+
+#[test]
+fn boot_counter_starts_at_one_and_grows_across_reboots() {
+    let mut store = open(RamFlash::new());
+    assert_eq!(block_on(store.boot_counter()), Ok(0), "absent counts as 0");
+    for expected in 1..=5u32 {
+        assert_eq!(block_on(store.next_boot()), Ok(expected));
+        let mut rebooted = open(store.into_flash());
+        assert_eq!(block_on(rebooted.boot_counter()), Ok(expected));
+        store = rebooted;
+    }
+    // The record format: version 1, then the counter big-endian.
+    let planted = plant_boot_record(RamFlash::new(), &[1, 0, 0, 1, 0]);
+    assert_eq!(block_on(open(planted).next_boot()), Ok(257));
+}
+
+#[test]
+fn boot_counter_at_u32_max_is_an_error_not_a_wrap() {
+    let flash = plant_boot_record(RamFlash::new(), &[1, 0xff, 0xff, 0xff, 0xfe]);
+    let mut store = open(flash);
+    assert_eq!(block_on(store.next_boot()), Ok(u32::MAX));
+    for _ in 0..2 {
+        assert_eq!(
+            block_on(store.next_boot()),
+            Err(StorageError::BootCounterExhausted)
+        );
+        let mut rebooted = open(store.into_flash());
+        assert_eq!(block_on(rebooted.boot_counter()), Ok(u32::MAX));
+        store = rebooted;
+    }
+}
+
+#[test]
+fn boot_record_of_another_version_or_length_is_refused() {
+    for record in [&[2u8, 0, 0, 0, 7][..], &[1, 0, 0, 7], &[1, 0, 0, 0, 7, 0]] {
+        let mut store = open(plant_boot_record(RamFlash::new(), record));
+        assert_eq!(
+            block_on(store.next_boot()),
+            Err(StorageError::BadRecord("boot counter")),
+            "record {record:?}"
+        );
+        // Nothing was written over it.
+        assert_eq!(
+            block_on(store.boot_counter()),
+            Err(StorageError::BadRecord("boot counter"))
+        );
+    }
+}
+
+#[test]
+fn commits_and_identity_leave_the_boot_counter_alone() {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let mut store = open(RamFlash::new());
+    assert_eq!(block_on(store.next_boot()), Ok(1));
+    block_on(store.identity_or_generate(SuiteId::P256, &mut rng)).unwrap();
+    assert_eq!(block_on(store.boot_counter()), Ok(1));
+    // Enough 8 KiB commits to wrap the 64 KiB map several times (garbage collection moves
+    // the boot counter item along).
+    let mut boots = 1;
+    for round in 0..30u32 {
+        block_on(store.commit(&provisioned(2, 1, round), &config_bytes(8192, round as u8)))
+            .unwrap();
+        let mut rebooted = open(store.into_flash());
+        assert_eq!(
+            block_on(rebooted.boot_counter()),
+            Ok(boots),
+            "round {round}"
+        );
+        if round % 4 == 0 {
+            boots += 1;
+            assert_eq!(block_on(rebooted.next_boot()), Ok(boots));
+        }
+        store = rebooted;
+    }
+    assert!(store.into_flash().erases > 16, "the map wrapped");
+}
+
+#[test]
+fn power_cut_during_identity_generation_leaves_the_boot_counter_alone() {
+    let mut base = open(RamFlash::new());
+    for expected in 1..=4 {
+        assert_eq!(block_on(base.next_boot()), Ok(expected));
+    }
+    let base = base.into_flash();
+    let mut dry = open(base.clone());
+    let before = dry_run_operations(&mut dry);
+    block_on(dry.identity_or_generate(SuiteId::Ed25519, &mut ChaCha20Rng::seed_from_u64(11)))
+        .unwrap();
+    let total = dry_run_operations(&mut dry) - before;
+    assert!(total > 0);
+    for cut in 0..total {
+        let mut flash = base.clone();
+        flash.budget = Some(cut);
+        let mut store = open(flash);
+        let _ = block_on(
+            store.identity_or_generate(SuiteId::Ed25519, &mut ChaCha20Rng::seed_from_u64(11)),
+        );
+        let mut flash = store.into_flash();
+        flash.budget = None;
+        let mut rebooted = open(flash);
+        assert_eq!(block_on(rebooted.boot_counter()), Ok(4), "cut at {cut}");
+        assert_eq!(block_on(rebooted.next_boot()), Ok(5), "cut at {cut}");
+    }
+}
+
+/// A device's life in a small (3-page) partition, so that the boot counter's own writes make
+/// the map collect garbage: identity, a commit, then boot after boot with a re-commit now
+/// and then. At every boot the power is cut at each flash operation `next_boot` would do, in
+/// turn; after each cut the device reboots and its next `next_boot` must succeed and return
+/// more than every value returned before in that device's life (an interrupted call's return
+/// included), with the identity and the commit intact. The life goes on from one of those
+/// cut-and-recovered branches (a different cut each boot), so leftovers of interrupted writes
+/// accumulate in the flash as they would on a real device.
+#[test]
+fn power_cut_at_every_operation_of_next_boot_never_repeats_a_counter() {
+    const BOOTS: u32 = 1500;
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let mut store = open(RamFlash::with_pages(3));
+    let identity = block_on(store.identity_or_generate(SuiteId::Ed25519, &mut rng))
+        .unwrap()
+        .0
+        .public_key();
+    let mut config = config_bytes(1000, 1);
+    let mut committed = block_on(store.commit(&provisioned(1, 6, 1), &config)).unwrap();
+
+    // The highest value next_boot returned in the life so far.
+    let mut highest = 0u32;
+    let (mut cuts, mut cuts_in_gc, mut returned_despite_cut) = (0usize, 0usize, 0usize);
+    for boot in 0..BOOTS {
+        if boot % 500 == 499 {
+            config = config_bytes(800 + boot as usize % 400, boot as u8);
+            committed = block_on(store.commit(&provisioned(1, 6, boot), &config)).unwrap();
+        }
+        let mut base = store.into_flash();
+        base.operations = 0;
+        base.erases = 0;
+        let mut dry = open(base.clone());
+        block_on(dry.next_boot()).expect("uninterrupted next_boot succeeds");
+        let dry = dry.into_flash();
+        let (total, collected) = (dry.operations, dry.erases > 0);
+        assert!(total > 0, "boot {boot}: next_boot wrote nothing");
+
+        let mut next_life = None;
+        for cut in 0..total {
+            cuts += 1;
+            cuts_in_gc += usize::from(collected);
+            let mut branch_highest = highest;
+            let mut flash = base.clone();
+            flash.budget = Some(cut);
+            let mut store = open(flash);
+            if let Ok(value) = block_on(store.next_boot()) {
+                assert!(value > branch_highest, "boot {boot} cut at {cut}");
+                branch_highest = value;
+                returned_despite_cut += 1;
+            }
+            let mut flash = store.into_flash();
+            flash.budget = None;
+            let mut rebooted = open(flash);
+            let value = block_on(rebooted.next_boot())
+                .unwrap_or_else(|e| panic!("boot {boot} cut at {cut}: next boot failed: {e}"));
+            assert!(
+                value > branch_highest,
+                "boot {boot} cut at {cut}: {value} after {branch_highest} was returned"
+            );
+            assert_eq!(
+                block_on(rebooted.identity())
+                    .unwrap()
+                    .map(|i| i.public_key()),
+                Some(identity),
+                "boot {boot} cut at {cut}: identity"
+            );
+            let found = block_on(rebooted.committed()).unwrap();
+            assert_eq!(found, Some(committed), "boot {boot} cut at {cut}: commit");
+            assert_eq!(read_config(&mut rebooted, &committed), config);
+            if cut == boot as usize % total {
+                next_life = Some((rebooted, value));
+            }
+        }
+        let (device, value) = next_life.expect("a branch was chosen");
+        highest = value;
+        store = device;
+    }
+    assert!(
+        highest >= BOOTS,
+        "every boot raised the counter at least once"
+    );
+    assert!(cuts > BOOTS as usize, "cuts: {cuts}");
+    assert!(cuts_in_gc > 0, "no next_boot collected garbage");
+    assert_eq!(
+        returned_despite_cut, 0,
+        "a call cut short cannot report success"
+    );
 }

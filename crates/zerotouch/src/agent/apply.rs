@@ -54,6 +54,65 @@ impl FromStr for ApplyTarget {
     }
 }
 
+impl ApplyTarget {
+    /// The start-up check: the file's directory (or the keyfile directory) exists and a file
+    /// can be created in it; an `exec:` program exists and is executable. Not found: exit 3;
+    /// not usable: exit 1 or 2, naming the path and what to do.
+    pub fn check(&self) -> Result<(), crate::error::AppError> {
+        use crate::error::AppError;
+        let dir = match self {
+            Self::None => return Ok(()),
+            Self::Exec(command) => return super::join::check_command(command, "--apply"),
+            Self::WpaSupplicant(path) => {
+                if path.is_dir() {
+                    return Err(AppError::Usage(format!(
+                        "--apply wpa-supplicant:{}: that is a directory; give the file to write (e.g. {}/wpa_supplicant-wlan0.conf)",
+                        path.display(),
+                        path.display()
+                    )));
+                }
+                match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                    _ => PathBuf::from("."),
+                }
+            }
+            Self::NetworkManager(dir) => dir.clone(),
+        };
+        match std::fs::metadata(&dir) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AppError::NotFound(format!(
+                    "--apply: the directory {} does not exist: create it, or correct the path",
+                    dir.display()
+                )));
+            }
+            Err(err) => {
+                return Err(AppError::io(
+                    format_args!("--apply: cannot use the directory {}", dir.display()),
+                    err,
+                ));
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(AppError::Usage(format!(
+                    "--apply: {} is not a directory",
+                    dir.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        // The only honest test of "writable" (root, read-only mounts, ACLs): create a file.
+        tempfile::Builder::new()
+            .prefix(".zerotouch-check-")
+            .tempfile_in(&dir)
+            .map(drop)
+            .map_err(|err| {
+                AppError::Failed(format!(
+                    "--apply: cannot create files in {}: {err}; run the agent as a user that may write there, or choose another path",
+                    dir.display()
+                ))
+            })
+    }
+}
+
 /// One network of a received configuration, owned (the protocol's view borrows the enrollee).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkConfig {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use zerotouch_proto::FailureReason;
 
 use super::apply::{DeliveredConfig, apply_environment};
+use crate::error::AppError;
 
 /// `--join-check`: how the agent finds out whether it joined.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,27 @@ pub fn result_from_exit_code(code: Option<i32>) -> Result<(), FailureReason> {
     }
 }
 
+/// The words for a finished join check: "exited with 2 (auth-failed)", "was killed by
+/// signal 9", with a hint for the shell's 126/127 (not executable / not found).
+pub fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => "exited with 0 (joined)".into(),
+        (Some(126), _) => {
+            "exited with 126: the shell found the program but cannot execute it (chmod +x?)".into()
+        }
+        (Some(127), _) => "exited with 127: the shell did not find the program".into(),
+        (Some(code), _) => {
+            let reason = result_from_exit_code(Some(code))
+                .err()
+                .map_or("other", |r| r.name());
+            format!("exited with {code} ({reason})")
+        }
+        (None, Some(signal)) => format!("was killed by signal {signal} (other)"),
+        (None, None) => "ended without an exit code (other)".into(),
+    }
+}
+
 /// Runs the join check. The command sees the non-secret parts of the configuration
 /// (`ZEROTOUCH_SSID`, `ZEROTOUCH_SECURITY`, ...) but never the PSK: it checks the link, it
 /// does not need the secret. A check that runs longer than `timeout` is killed: timeout.
@@ -54,6 +76,17 @@ pub async fn run_join_check(
     config: Option<&DeliveredConfig>,
     timeout: Duration,
 ) -> Result<(), FailureReason> {
+    run_join_check_detailed(check, config, timeout)
+        .await
+        .map_err(|(reason, _)| reason)
+}
+
+/// [`run_join_check`], with a description of a failure for the agent's final error.
+pub async fn run_join_check_detailed(
+    check: &JoinCheck,
+    config: Option<&DeliveredConfig>,
+    timeout: Duration,
+) -> Result<(), (FailureReason, String)> {
     let JoinCheck::Exec(command) = check else {
         return Ok(());
     };
@@ -73,23 +106,92 @@ pub async fn run_join_check(
         Ok(child) => child,
         Err(err) => {
             tracing::error!(%command, %err, "cannot run the join check");
-            return Err(FailureReason::Other);
+            return Err((
+                FailureReason::Other,
+                format!("cannot run the join check `{command}`: {err}"),
+            ));
         }
     };
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => {
             let result = result_from_exit_code(status.code());
-            tracing::info!(%command, ?status, ?result, "join check finished");
-            result
+            let words = describe_status(status);
+            tracing::info!(%command, result = %words, "join check finished");
+            result.map_err(|reason| (reason, format!("the join check `{command}` {words}")))
         }
         Ok(Err(err)) => {
             tracing::error!(%command, %err, "join check failed to run");
-            Err(FailureReason::Other)
+            Err((
+                FailureReason::Other,
+                format!("the join check `{command}` failed to run: {err}"),
+            ))
         }
         Err(_) => {
             tracing::warn!(%command, ?timeout, "join check timed out");
             let _ = child.kill().await;
-            Err(FailureReason::Timeout)
+            Err((
+                FailureReason::Timeout,
+                format!(
+                    "the join check `{command}` ran longer than {} s (timeout; see --join-timeout)",
+                    timeout.as_secs()
+                ),
+            ))
+        }
+    }
+}
+
+/// Checks at start-up that the program a `sh -c` command line starts exists and can run:
+/// a path must be an executable file, a bare name a program on PATH or a shell builtin.
+/// Command lines that start with shell syntax (assignments, quotes, `$`, brackets) are left
+/// to the shell. `flag` names the option in messages.
+pub fn check_command(command: &str, flag: &str) -> Result<(), AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(word) = command.split_whitespace().next() else {
+        return Err(AppError::Usage(format!("{flag} exec: needs a command")));
+    };
+    let plain = word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._+-".contains(c));
+    if !plain {
+        return Ok(());
+    }
+    if word.contains('/') {
+        return match std::fs::metadata(word) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(AppError::NotFound(format!(
+                    "{flag}: the program {word} does not exist: install it or correct the path"
+                )))
+            }
+            Err(err) => Err(AppError::io(format_args!("{flag}: cannot use {word}"), err)),
+            Ok(meta) if !meta.is_file() => Err(AppError::Usage(format!(
+                "{flag}: {word} is not a file; give the program to run"
+            ))),
+            Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Err(AppError::Failed(format!(
+                "{flag}: {word} is not executable: `chmod +x {word}`"
+            ))),
+            Ok(_) => Ok(()),
+        };
+    }
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v -- \"$1\" >/dev/null 2>&1", "sh", word])
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| AppError::io("cannot run sh to look up the command", e))?;
+    if found.success() {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(format!(
+            "{flag}: {word:?} is neither a program on PATH nor a shell builtin: install it or give its full path"
+        )))
+    }
+}
+
+impl JoinCheck {
+    /// The start-up check of `--join-check` (see [`check_command`]).
+    pub fn check(&self) -> Result<(), AppError> {
+        match self {
+            Self::Exec(command) => check_command(command, "--join-check"),
+            Self::None => Ok(()),
         }
     }
 }

@@ -21,7 +21,7 @@ use zerotouch_proto::uri::BootstrapUri;
 use zerotouch_proto::{AnnounceMode, FailureReason, Instant, SigningIdentity, SuiteId};
 
 use self::apply::{ApplyTarget, DeliveredConfig};
-use self::join::{JoinCheck, run_join_check};
+use self::join::{JoinCheck, run_join_check, run_join_check_detailed};
 use self::state::AgentState;
 use crate::cli::Context;
 use crate::daemon::link::{LinkSpec, open_capture, open_link, sleep_until};
@@ -173,6 +173,11 @@ fn start_mode(state: &AgentState, reconfigure: bool) -> AnnounceMode {
 /// Runs the agent until it is provisioned (or, with `--stay`, until a signal).
 pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let _ = ctx;
+    // Before anything is created: a target the agent cannot write, or a check it cannot
+    // run, would otherwise only show as failed attempts until --timeout.
+    args.apply.check()?;
+    args.join_check.check()?;
+    state::check_owner_key_flags(&args.owner_keys).map_err(|e| AppError::Usage(e.to_string()))?;
     let (identity, created) = crate::identity::load_or_create(&args.state_dir, args.suite)?;
     if created {
         tracing::info!(state_dir = %args.state_dir.display(), "created a new device identity (first run)");
@@ -360,6 +365,8 @@ async fn provision_once(
     let settings_path = args.state_dir.join(SETTINGS_FILE);
     let mut pending_join: Option<JoinTask> = None;
     let mut applied: Option<apply::Applied> = None;
+    // What went wrong last, for the error at --timeout.
+    let mut last_failure: Option<String> = None;
 
     loop {
         // Drain everything the state machine wants done now.
@@ -382,6 +389,7 @@ async fn provision_once(
                 }
                 EnrolleeEvent::ConfiguratorRejected(reason) => {
                     tracing::warn!(?reason, "refused a configurator");
+                    last_failure = Some(format!("refused a configurator ({reason:?})"));
                 }
                 EnrolleeEvent::ConfigReceived => {
                     let config = enrollee
@@ -396,7 +404,8 @@ async fn provision_once(
                     );
                     pending_join = Some(tokio::spawn(async move {
                         let Some(config) = config else {
-                            return (Err(FailureReason::ConfigRejected), None);
+                            let why = "the received configuration could not be read".to_string();
+                            return (Err((FailureReason::ConfigRejected, why)), None);
                         };
                         let applied = tokio::task::spawn_blocking({
                             let config = config.clone();
@@ -407,21 +416,23 @@ async fn provision_once(
                             Ok(Ok(applied)) => applied,
                             Ok(Err(err)) => {
                                 tracing::error!(%err, "could not apply the configuration");
+                                let why = format!("could not apply the configuration: {err}");
                                 let reason = match err {
                                     apply::ApplyError::Unsupported(_) => {
                                         FailureReason::ConfigRejected
                                     }
                                     _ => FailureReason::Other,
                                 };
-                                return (Err(reason), None);
+                                return (Err((reason, why)), None);
                             }
                             Err(err) => {
                                 tracing::error!(%err, "the apply task failed");
-                                return (Err(FailureReason::Other), None);
+                                let why = format!("the apply task failed: {err}");
+                                return (Err((FailureReason::Other, why)), None);
                             }
                         };
                         (
-                            run_join_check(&check, Some(&config), join_timeout).await,
+                            run_join_check_detailed(&check, Some(&config), join_timeout).await,
                             Some(applied),
                         )
                     }));
@@ -464,7 +475,12 @@ async fn provision_once(
                                 .save(&args.state_dir)
                                 .map_err(|e| AppError::Failed(e.to_string()))?;
                         }
-                        other => tracing::info!(?other, "attempt ended; announcing again"),
+                        other => {
+                            tracing::info!(?other, "attempt ended; announcing again");
+                            if last_failure.is_none() {
+                                last_failure = Some(format!("an attempt ended ({other:?})"));
+                            }
+                        }
                     }
                 }
             }
@@ -482,6 +498,10 @@ async fn provision_once(
             joined = wait_join(&mut pending_join) => {
                 pending_join = None;
                 let (result, files) = joined;
+                let result = result.map_err(|(reason, why)| {
+                    last_failure = Some(format!("{why} (reported as {})", reason.name()));
+                    reason
+                });
                 if result.is_err() && let Some(files) = files {
                     files.rollback();
                 } else {
@@ -495,10 +515,13 @@ async fn provision_once(
                 if let Some(applied) = applied.take() {
                     applied.rollback();
                 }
-                return Err(AppError::Failed(format!(
-                    "not provisioned within {} s; check that a configurator runs on this link and that the device is allowlisted (`zerotouch enrollee uri`)",
-                    args.timeout.unwrap_or_default()
-                )));
+                let secs = args.timeout.unwrap_or_default();
+                return Err(AppError::Failed(match &last_failure {
+                    Some(why) => format!("not provisioned within {secs} s; last failure: {why}"),
+                    None => format!(
+                        "not provisioned within {secs} s and no configuration arrived; check that a configurator runs on this link and that the device is allowlisted (`zerotouch enrollee uri`)"
+                    ),
+                }));
             }
             () = shutdown.wait() => {
                 if let Some(applied) = applied.take() {
@@ -512,15 +535,18 @@ async fn provision_once(
 
 /// The apply-and-check task of a received configuration: the join result, and the files it
 /// changed (to roll back if the attempt does not end in a commit).
-type JoinTask = tokio::task::JoinHandle<(Result<(), FailureReason>, Option<apply::Applied>)>;
+/// A failure comes with its description (for the error at `--timeout`).
+type JoinResult = (Result<(), (FailureReason, String)>, Option<apply::Applied>);
+type JoinTask = tokio::task::JoinHandle<JoinResult>;
 
-async fn wait_join(
-    task: &mut Option<JoinTask>,
-) -> (Result<(), FailureReason>, Option<apply::Applied>) {
+async fn wait_join(task: &mut Option<JoinTask>) -> JoinResult {
     match task {
         Some(handle) => match handle.await {
             Ok(result) => result,
-            Err(_) => (Err(FailureReason::Other), None),
+            Err(err) => (
+                Err((FailureReason::Other, format!("the join task failed: {err}"))),
+                None,
+            ),
         },
         None => std::future::pending().await,
     }

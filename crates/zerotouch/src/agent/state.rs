@@ -222,6 +222,20 @@ pub fn parse_owner_key(input: &str) -> Result<PublicKey, StateError> {
         .map_err(|e| bad(format!("not a valid {} key: {e}", suite.name())))
 }
 
+/// Checks `--owner-key` values (hex, or files of them) on their own, so that a bad value
+/// fails before the agent creates an identity or touches its state directory.
+pub fn check_owner_key_flags(flags: &[String]) -> Result<(), StateError> {
+    for flag in flags {
+        let path = Path::new(flag);
+        if path.is_file() {
+            read_owner_key_file(path)?;
+        } else {
+            parse_owner_key(flag)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads owner keys from a file: one per line, `#` starts a comment.
 pub fn read_owner_key_file(path: &Path) -> Result<Vec<PublicKey>, StateError> {
     let text = std::fs::read_to_string(path).map_err(|source| StateError::Unreadable {

@@ -29,6 +29,7 @@ pub enum AllowCommand {
     /// List allowlist entries: key hash, label, profile, state, last event.
     List(ListArgs),
     /// Revoke a device: it will be refused from now on, and its PSK leaves the next export.
+    /// `allow add` with its URI or key allows it again (same entry, history kept).
     Revoke(RevokeArgs),
 }
 
@@ -653,6 +654,15 @@ pub async fn find_device(registry: &Registry, what: &str) -> Result<Device, AppE
                 candidates.join("\n")
             )))
         }
+        Err(StoreError::DeviceNotFound(_))
+            if what.len() < 4
+                && !what.is_empty()
+                && what.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Err(AppError::NotFound(format!(
+                "no device is labelled {what:?}, and a key-hash prefix needs at least 4 hex digits: give more digits (`zerotouch allow list` shows the key hashes) or the label"
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -677,7 +687,7 @@ async fn revoke(args: RevokeArgs, ctx: &Context, registry: &Registry) -> Result<
     let name = device.label.as_deref().unwrap_or("-");
     if changed {
         write_stdout(&format!(
-            "revoked {} ({name}); it is refused from now on, and leaves the next `export hostapd-psk`",
+            "revoked {} ({name}); it is refused from now on, and leaves the next `export hostapd-psk`; `zerotouch allow add` with its URI or key allows it again",
             device.key_hash
         ))
     } else {

@@ -336,6 +336,23 @@ async fn set(args: SetArgs, ctx: &Context) -> Result<(), AppError> {
         .collect::<Result<Vec<_>, _>>()?;
     let registry = ctx.open_registry().await?;
     let device = find_device(&registry, &args.device).await?;
+    // Checked before anything is written: a typo must not half-apply the command.
+    if let Some(key) = args
+        .unset
+        .iter()
+        .find(|key| !device.overrides.contains_key(key.as_str()))
+    {
+        let known: Vec<&str> = device.overrides.keys().map(String::as_str).collect();
+        return Err(AppError::Usage(format!(
+            "device {} has no per-device setting {key:?} to unset (its settings: {}); nothing was changed",
+            args.device,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    }
     if let Some(profile) = &args.profile {
         registry
             .set_device_profile(&device.key_hash, Some(profile))

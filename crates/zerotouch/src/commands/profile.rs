@@ -1,10 +1,17 @@
 //! `zerotouch profile`: network profiles and application settings.
+//!
+//! `profile set` creates a profile or changes only what its flags name (the other networks'
+//! fields and settings stay); `profile replace` writes the whole profile from its flags.
+//! Both write conditionally on the version read, so a concurrent edit is refused (exit 4),
+//! never silently lost.
 
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
 use serde::Deserialize;
-use zerotouch_store::{CredentialSpec, NetworkSpec, Profile, Registry, SecurityKind, StoreError};
+use zerotouch_store::{
+    CredentialSpec, NetworkSpec, Profile, ProfilePrecondition, Registry, SecurityKind, StoreError,
+};
 
 use crate::cli::Context;
 use crate::commands::device::parse_setting;
@@ -14,8 +21,10 @@ use crate::output::{print_json, print_table, write_stdout};
 /// `zerotouch profile ...`
 #[derive(Subcommand, Debug)]
 pub enum ProfileCommand {
-    /// Create or replace a profile.
+    /// Create a profile, or change only the flags given (other settings and networks stay).
     Set(SetArgs),
+    /// Create or replace a whole profile: what the flags do not give is dropped.
+    Replace(SetArgs),
     /// Show a profile (secrets hidden unless --show-secrets).
     Show(ShowArgs),
     /// List profiles.
@@ -31,17 +40,18 @@ pub struct DeleteArgs {
     pub name: String,
 }
 
-/// Arguments of `zerotouch profile set`.
+/// Arguments of `zerotouch profile set` and `profile replace`.
 #[derive(Args, Debug)]
 pub struct SetArgs {
     /// Profile name.
     pub name: String,
-    /// SSID of the (first) network. Optional if every network is given with --network-json.
-    #[arg(long, required_unless_present = "networks_json")]
+    /// SSID of the (first) network. Needed to create a profile, unless every network is
+    /// given with --network-json.
+    #[arg(long)]
     pub ssid: Option<String>,
-    /// Security of the (first) network.
-    #[arg(long, value_parser = ["wpa2-psk", "wpa3-sae", "open"], default_value = "wpa2-psk")]
-    pub security: String,
+    /// Security of the (first) network [default for a new profile: wpa2-psk].
+    #[arg(long, value_parser = ["wpa2-psk", "wpa3-sae", "open"])]
+    pub security: Option<String>,
     /// Passphrase shared by every device (8..=63 printable ASCII). Visible to other users in
     /// the process list and in shell history: prefer --passphrase-file on shared machines.
     #[arg(long, group = "credential")]
@@ -58,14 +68,20 @@ pub struct SetArgs {
     /// BSSID hint (`aa:bb:cc:dd:ee:ff`).
     #[arg(long)]
     pub bssid: Option<String>,
-    /// Channel hint (1..=14).
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=14))]
+    /// Channel hint of the access point, 1..=13: the channels zerotouch radios use (as
+    /// `configurator run --channel`; channel 14 is not supported).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=13))]
     pub channel: Option<u8>,
-    /// Application setting delivered to devices (repeatable).
+    /// Application setting delivered to devices (repeatable); `profile set` adds or changes
+    /// it and keeps the others.
     #[arg(long = "setting", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// Remove an application setting (repeatable; `profile set` only).
+    #[arg(long = "unset", value_name = "KEY")]
+    pub unset: Vec<String>,
     /// An additional network as JSON (repeatable), e.g.
-    /// `{"ssid":"backup","security":"wpa2-psk","passphrase":"..."}`.
+    /// `{"ssid":"backup","security":"wpa2-psk","passphrase":"..."}`. With `profile set` on an
+    /// existing profile, these replace its additional networks (the first one stays).
     #[arg(long = "network-json", value_name = "JSON")]
     pub networks_json: Vec<String>,
 }
@@ -161,6 +177,7 @@ pub async fn run(cmd: ProfileCommand, ctx: &Context) -> Result<(), AppError> {
     let registry = ctx.open_registry().await?;
     match cmd {
         ProfileCommand::Set(args) => set(args, ctx, &registry).await,
+        ProfileCommand::Replace(args) => replace(args, ctx, &registry).await,
         ProfileCommand::Show(args) => {
             let profile = registry
                 .get_profile(&args.name)
@@ -179,23 +196,25 @@ pub async fn run(cmd: ProfileCommand, ctx: &Context) -> Result<(), AppError> {
     }
 }
 
-async fn set(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
-    let passphrase = match (&args.passphrase, &args.passphrase_file) {
-        (_, Some(path)) => Some(read_passphrase_file(path)?),
-        (passphrase, None) => passphrase.clone(),
-    };
-    let mut networks = Vec::new();
-    if let Some(ssid) = args.ssid {
-        networks.push(network_spec(
-            ssid,
-            &args.security,
-            passphrase,
-            args.psk_hex,
-            args.per_device,
-            args.bssid,
-            args.channel,
-        )?);
+fn security_name(kind: SecurityKind) -> &'static str {
+    match kind {
+        SecurityKind::Wpa2Psk => "wpa2-psk",
+        SecurityKind::Wpa3Sae => "wpa3-sae",
+        SecurityKind::Open => "open",
     }
+}
+
+/// The passphrase given by --passphrase or --passphrase-file.
+fn passphrase_arg(args: &SetArgs) -> Result<Option<String>, AppError> {
+    match (&args.passphrase, &args.passphrase_file) {
+        (_, Some(path)) => Ok(Some(read_passphrase_file(path)?)),
+        (passphrase, None) => Ok(passphrase.clone()),
+    }
+}
+
+/// The networks given by --network-json.
+fn json_networks(args: &SetArgs) -> Result<Vec<NetworkSpec>, AppError> {
+    let mut networks = Vec::new();
     for (i, text) in args.networks_json.iter().enumerate() {
         let net: NetworkArg = serde_json::from_str(text)
             .map_err(|e| AppError::Usage(format!("--network-json number {}: {e}", i + 1)))?;
@@ -209,17 +228,156 @@ async fn set(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), Ap
             net.channel,
         )?);
     }
+    Ok(networks)
+}
+
+/// The whole profile the flags describe (`profile replace`, or `set` of a new profile).
+fn profile_from_args(args: SetArgs) -> Result<Profile, AppError> {
+    if args.ssid.is_none() && args.networks_json.is_empty() {
+        return Err(AppError::Usage(format!(
+            "profile {:?} needs a network: give --ssid (and a credential), or --network-json",
+            args.name
+        )));
+    }
+    let passphrase = passphrase_arg(&args)?;
+    let mut networks = Vec::new();
+    if let Some(ssid) = args.ssid.clone() {
+        networks.push(network_spec(
+            ssid,
+            args.security.as_deref().unwrap_or("wpa2-psk"),
+            passphrase,
+            args.psk_hex.clone(),
+            args.per_device,
+            args.bssid.clone(),
+            args.channel,
+        )?);
+    }
+    networks.extend(json_networks(&args)?);
     let settings = args
         .settings
         .iter()
         .map(|s| parse_setting(s))
         .collect::<Result<BTreeMap<_, _>, _>>()?;
-    let profile = Profile {
+    Ok(Profile {
         name: args.name,
         networks,
         settings,
-    };
+    })
+}
+
+/// `profile replace`: the whole profile from the flags.
+async fn replace(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    if !args.unset.is_empty() {
+        return Err(AppError::Usage(
+            "--unset is for `profile set`; `profile replace` drops every setting not given with --setting".into(),
+        ));
+    }
+    let profile = profile_from_args(args)?;
     registry.set_profile(&profile).await?;
+    print_profile(&profile, ctx, false)
+}
+
+/// `profile set`: creates the profile, or changes only the flags given.
+async fn set(args: SetArgs, ctx: &Context, registry: &Registry) -> Result<(), AppError> {
+    let Some((mut profile, version)) = registry.get_profile_versioned(&args.name).await? else {
+        if !args.unset.is_empty() {
+            return Err(StoreError::UnknownProfile(args.name.clone()).into());
+        }
+        let profile = profile_from_args(args)?;
+        registry
+            .set_profile_if(&profile, ProfilePrecondition::Absent)
+            .await?;
+        return print_profile(&profile, ctx, false);
+    };
+    let credential_given = args.passphrase.is_some()
+        || args.passphrase_file.is_some()
+        || args.psk_hex.is_some()
+        || args.per_device;
+    let nothing = args.ssid.is_none()
+        && args.security.is_none()
+        && !credential_given
+        && args.bssid.is_none()
+        && args.channel.is_none()
+        && args.settings.is_empty()
+        && args.unset.is_empty()
+        && args.networks_json.is_empty();
+    if nothing {
+        return Err(AppError::Usage(format!(
+            "nothing to change in profile {:?}: give the flags to change (--ssid, --passphrase, --setting KEY=VALUE, --unset KEY, ...); `profile replace` replaces the whole profile",
+            args.name
+        )));
+    }
+    let passphrase = passphrase_arg(&args)?;
+    let first = &mut profile.networks[0];
+    if let Some(ssid) = &args.ssid {
+        first.ssid.clone_from(ssid);
+    }
+    let security = args
+        .security
+        .clone()
+        .unwrap_or_else(|| security_name(first.security).to_string());
+    if credential_given {
+        let spec = network_spec(
+            first.ssid.clone(),
+            &security,
+            passphrase,
+            args.psk_hex.clone(),
+            args.per_device,
+            None,
+            None,
+        )?;
+        first.security = spec.security;
+        first.credential = spec.credential;
+    } else if args.security.is_some() {
+        // A new security with the old credential: open drops it; the others keep it (the
+        // store refuses a combination that does not work, e.g. a raw PSK for WPA3).
+        let spec = network_spec(first.ssid.clone(), &security, None, None, false, None, None);
+        match spec {
+            Ok(spec) => {
+                first.security = spec.security;
+                first.credential = spec.credential;
+            }
+            Err(_) if first.credential != CredentialSpec::None => {
+                first.security = match security.as_str() {
+                    "wpa3-sae" => SecurityKind::Wpa3Sae,
+                    _ => SecurityKind::Wpa2Psk,
+                };
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    if let Some(bssid) = &args.bssid {
+        first.bssid = Some(bssid.clone());
+    }
+    if let Some(channel) = args.channel {
+        first.channel = Some(channel);
+    }
+    if !args.networks_json.is_empty() {
+        let extra = json_networks(&args)?;
+        profile.networks.truncate(1);
+        profile.networks.extend(extra);
+    }
+    for text in &args.settings {
+        let (key, value) = parse_setting(text)?;
+        profile.settings.insert(key, value);
+    }
+    for key in &args.unset {
+        if profile.settings.remove(key).is_none() {
+            let known: Vec<&str> = profile.settings.keys().map(String::as_str).collect();
+            return Err(AppError::Usage(format!(
+                "profile {:?} has no setting {key:?} to unset (its settings: {}); nothing was changed",
+                args.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    registry
+        .set_profile_if(&profile, ProfilePrecondition::Version(version))
+        .await?;
     print_profile(&profile, ctx, false)
 }
 
@@ -310,6 +468,25 @@ fn print_profile(profile: &Profile, ctx: &Context, show_secrets: bool) -> Result
     write_stdout(text.trim_end())
 }
 
+/// The PSK column of `profile list`: per-device if any network has per-device PSKs, open if
+/// every network is open, shared otherwise.
+fn psk_column(profile: &Profile) -> &'static str {
+    let networks = &profile.networks;
+    if networks
+        .iter()
+        .any(|n| n.credential == CredentialSpec::PerDevice)
+    {
+        "per-device"
+    } else if networks
+        .iter()
+        .all(|n| n.credential == CredentialSpec::None)
+    {
+        "open"
+    } else {
+        "shared"
+    }
+}
+
 async fn list(ctx: &Context, registry: &Registry) -> Result<(), AppError> {
     let profiles = registry.list_profiles().await?;
     if ctx.json {
@@ -326,14 +503,7 @@ async fn list(ctx: &Context, registry: &Registry) -> Result<(), AppError> {
                     .map(|n| n.ssid.as_str())
                     .collect::<Vec<_>>()
                     .join(","),
-                if p.networks
-                    .iter()
-                    .any(|n| n.credential == CredentialSpec::PerDevice)
-                {
-                    "per-device".to_string()
-                } else {
-                    "shared".to_string()
-                },
+                psk_column(p).to_string(),
                 p.settings.len().to_string(),
             ]
         })

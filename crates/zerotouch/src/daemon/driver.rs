@@ -10,6 +10,13 @@
 //! The daemon runs jobs in batches ([`execute_batch`]): every record of a batch goes into one
 //! registry transaction, so a busy daemon pays one commit for many devices.
 //!
+//! A device whose join failed is not sent the same configuration again at once: until the
+//! registry changes (a profile or device edit bumps its change counter) and the configuration
+//! differs, or a backoff expires (initial [`DEFAULT_FAILURE_BACKOFF_MS`], doubling up to
+//! [`MAX_FAILURE_BACKOFF_FACTOR`] times), its sessions are declined right after
+//! authentication, with no registry write. A failure identical to the last one (same
+//! configuration, same reason) is confirmed to the device and counted, not written again.
+//!
 //! Ordering that makes a crash harmless: a join report is acknowledged to the device
 //! (`confirm`, which lets it commit) only after the registry committed it. A crash before
 //! that loses only the session in flight; the device retries and the registry records the
@@ -32,6 +39,25 @@ pub const ALLOWLIST_POLL_MS: u64 = 500;
 /// An allowlisted key announcing again with the same mode is recorded at most this often
 /// (announcements repeat every few hundred milliseconds while a device waits).
 const ANNOUNCE_RECORD_INTERVAL_MS: u64 = 30_000;
+
+/// First pause before a configuration that failed to join is delivered again unchanged.
+pub const DEFAULT_FAILURE_BACKOFF_MS: u64 = 30_000;
+/// The pause doubles with each identical failure, up to this many times the first one.
+pub const MAX_FAILURE_BACKOFF_FACTOR: u64 = 32;
+
+/// A device whose last join failed with the configuration of digest `digest`.
+#[derive(Clone, Copy, Debug)]
+struct HeldBack {
+    digest: [u8; 32],
+    reason: FailureReason,
+    /// The registry change counter when it failed: a different one may mean a fixed profile.
+    counter: i64,
+    /// No unchanged re-delivery before this.
+    until: Instant,
+    backoff_ms: u64,
+    /// Identical failures in a row (the first one is written, the others are counted).
+    failures: u64,
+}
 
 /// Registry work caused by a protocol event. Executed in order by [`execute`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +154,10 @@ pub struct DriverStats {
     pub persist_failures: u64,
     /// Allowlist reloads.
     pub allowlist_reloads: u64,
+    /// Sessions declined because the device just failed to join with the same configuration.
+    pub held_back: u64,
+    /// Join failures identical to the previous one of the device: confirmed, not written.
+    pub repeated_failures: u64,
 }
 
 /// Logs a per-device event at `info`, or at `debug` when the driver was made quiet (the demo
@@ -151,6 +181,15 @@ pub struct ConfiguratorDriver<R> {
     announce_recorded: HashMap<KeyHash, (AnnounceMode, Option<FailureReason>, Instant)>,
     stats: DriverStats,
     quiet_events: bool,
+    /// Devices whose last join failed, and with what.
+    held: HashMap<KeyHash, HeldBack>,
+    /// The device of each authenticated session.
+    session_keys: HashMap<u32, KeyHash>,
+    /// The digest of the configuration delivered in each session.
+    session_digests: HashMap<u32, [u8; 32]>,
+    /// Sessions declined by the backoff (their end is not news).
+    held_sessions: std::collections::HashSet<u32>,
+    failure_backoff_ms: u64,
 }
 
 impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
@@ -163,7 +202,24 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             announce_recorded: HashMap::new(),
             stats: DriverStats::default(),
             quiet_events: false,
+            held: HashMap::new(),
+            session_keys: HashMap::new(),
+            session_digests: HashMap::new(),
+            held_sessions: std::collections::HashSet::new(),
+            failure_backoff_ms: DEFAULT_FAILURE_BACKOFF_MS,
         }
+    }
+
+    /// Sets the first pause before an unchanged configuration is delivered again to a device
+    /// whose join failed with it (default [`DEFAULT_FAILURE_BACKOFF_MS`]).
+    pub fn with_failure_backoff(mut self, backoff_ms: u64) -> Self {
+        self.failure_backoff_ms = backoff_ms.max(1);
+        self
+    }
+
+    /// Devices held back after a failed join.
+    pub fn held_back_devices(&self) -> usize {
+        self.held.len()
     }
 
     /// Logs per-device events at `debug` instead of `info`.
@@ -209,13 +265,32 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 session,
                 config: Ok(bytes),
             } => {
+                use sha2::Digest as _;
+                let digest: [u8; 32] = sha2::Sha256::digest(bytes.as_slice()).into();
+                let key = self.session_keys.get(&session.0).copied();
+                if let Some(held) = key.and_then(|k| self.held.get(&k))
+                    && held.digest == digest
+                    && now < held.until
+                {
+                    // The registry changed, but not this device's configuration.
+                    tracing::debug!(
+                        session = session.0,
+                        "unchanged configuration: still held back"
+                    );
+                    self.decline_held(now, session);
+                    self.drain_events(now);
+                    return;
+                }
                 // Fails if the session ended meanwhile or the key was revoked: the core then
                 // sends nothing, and reports the end as an event.
                 match self
                     .core
                     .provide_config(now, session, &bytes, &self.allowlist)
                 {
-                    Ok(()) => self.stats.configs_provided += 1,
+                    Ok(()) => {
+                        self.stats.configs_provided += 1;
+                        self.session_digests.insert(session.0, digest);
+                    }
                     Err(err) => {
                         tracing::debug!(session = session.0, %err, "configuration not delivered")
                     }
@@ -274,6 +349,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
         for key in &removed {
             device_event!(self, key = %key, "revoked: aborting its sessions");
             self.core.revoke(now, key);
+            self.held.remove(key);
             self.announce_recorded.remove(key);
         }
         self.drain_events(now);
@@ -297,6 +373,64 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
     /// Updates the Unix time sent to enrollees.
     pub fn set_unix_time(&mut self, unix_time: u32) {
         self.core.set_unix_time(unix_time);
+    }
+
+    /// Declines an authenticated session of a held-back device.
+    fn decline_held(&mut self, now: Instant, session: SessionId) {
+        self.stats.held_back += 1;
+        self.held_sessions.insert(session.0);
+        if self.core.decline(now, session).is_err() {
+            self.held_sessions.remove(&session.0);
+        }
+    }
+
+    /// Records a failed join for the backoff. Returns `true` when it is identical to the
+    /// previous failure of the device (same configuration, same reason): counted, and the
+    /// backoff doubled, but not to be written again.
+    fn hold_back(
+        &mut self,
+        now: Instant,
+        key: KeyHash,
+        reason: FailureReason,
+        digest: Option<[u8; 32]>,
+    ) -> bool {
+        let Some(digest) = digest else {
+            // A report whose delivery this driver did not see (e.g. after a restart): write it.
+            return false;
+        };
+        let counter = self.allowlist.change_counter;
+        let initial = self.failure_backoff_ms;
+        match self.held.get_mut(&key) {
+            Some(held) if held.digest == digest && held.reason == reason => {
+                held.failures += 1;
+                held.backoff_ms = (held.backoff_ms * 2).min(initial * MAX_FAILURE_BACKOFF_FACTOR);
+                held.until = now.saturating_add(held.backoff_ms);
+                held.counter = counter;
+                self.stats.repeated_failures += 1;
+                tracing::warn!(
+                    key = %key,
+                    reason = reason.name(),
+                    failures = held.failures,
+                    retry_in_s = held.backoff_ms / 1000,
+                    "device failed again with the same configuration; counted, not recorded again"
+                );
+                true
+            }
+            _ => {
+                self.held.insert(
+                    key,
+                    HeldBack {
+                        digest,
+                        reason,
+                        counter,
+                        until: now.saturating_add(initial),
+                        backoff_ms: initial,
+                        failures: 1,
+                    },
+                );
+                false
+            }
+        }
     }
 
     fn drain_events(&mut self, now: Instant) {
@@ -337,6 +471,16 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             }
             ConfiguratorEvent::Authenticated { session, key, src } => {
                 self.stats.authenticated += 1;
+                self.session_keys.insert(session.0, key);
+                if let Some(held) = self.held.get(&key)
+                    && held.counter == self.allowlist.change_counter
+                    && now < held.until
+                {
+                    // Nothing changed since its join failed: no fetch, no record, no delivery.
+                    tracing::debug!(key = %key, session = session.0, retry_in_ms = held.until - now, "held back after a failed join");
+                    self.decline_held(now, session);
+                    return;
+                }
                 device_event!(self, key = %key, %src, session = session.0, "device authenticated");
                 self.jobs
                     .push_back(RegistryJob::FetchConfig { session, key, src });
@@ -350,13 +494,23 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 key,
                 result,
             } => {
+                self.session_keys.remove(&session.0);
+                let digest = self.session_digests.remove(&session.0);
                 match result {
                     Ok(()) => {
                         self.stats.joined += 1;
+                        self.held.remove(&key);
                         device_event!(self, key = %key, "device joined its network");
                     }
                     Err(reason) => {
                         self.stats.join_failed += 1;
+                        if self.hold_back(now, key, reason, digest) {
+                            // Identical to the failure on record: confirm, count, do not write.
+                            if let Err(err) = self.core.confirm(now, session) {
+                                tracing::debug!(session = session.0, %err, "repeated failure after the session ended");
+                            }
+                            return;
+                        }
                         tracing::warn!(key = %key, reason = reason.name(), "device could not join");
                     }
                 }
@@ -368,7 +522,16 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                     result,
                 });
             }
-            ConfiguratorEvent::SessionFailed { key, reason, .. } => {
+            ConfiguratorEvent::SessionFailed {
+                session,
+                key,
+                reason,
+            } => {
+                self.session_keys.remove(&session.0);
+                self.session_digests.remove(&session.0);
+                if self.held_sessions.remove(&session.0) {
+                    return;
+                }
                 self.stats.sessions_failed += 1;
                 device_event!(self, key = %key, ?reason, "session ended without a join report");
                 self.jobs

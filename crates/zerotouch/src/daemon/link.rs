@@ -95,6 +95,15 @@ impl FromStr for LinkSpec {
                         "the link port must not be 0: every endpoint must use the same port".into(),
                     );
                 }
+                let ip = group.ip();
+                // A subnet broadcast address cannot be told from the netmask here; the
+                // common x.y.z.255 form is accepted as one.
+                if !ip.is_multicast() && !ip.is_broadcast() && ip.octets()[3] != 255 {
+                    return Err(format!(
+                        "`udp:{group}` is a unicast address: the UDP link is multicast (or broadcast) so that every configurator and device hears every frame, like a radio; use a multicast group such as udp:239.255.90.1:{}",
+                        group.port()
+                    ));
+                }
                 Ok(Self::Udp { group })
             }
             Some(("monitor", rest)) => parse_monitor(rest),

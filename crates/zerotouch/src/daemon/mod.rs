@@ -8,8 +8,13 @@
 //! `zerotouch allow add|revoke` and profile changes made while the daemon runs take effect
 //! within [`ALLOWLIST_POLL_MS`].
 //!
+//! SIGHUP reloads what can change at run time: the config file (its `log_level`) and, at
+//! once, the allowlist and profiles from the registry; it logs "reloaded" (or, if the file
+//! is invalid, a warning and keeps the running settings). SIGUSR1 logs a status summary.
+//!
 //! On SIGINT/SIGTERM the daemon stops taking frames, lets the worker finish the registry
-//! writes already queued (confirming the join reports they commit), and exits 0. After a
+//! writes already queued (confirming the join reports they commit), and exits 130 (the
+//! README's "interrupted"; systemd units say `SuccessExitStatus=130`). After a
 //! SIGKILL, only sessions in flight are lost: a join report is confirmed to the device only
 //! after it is committed, so the device retries, and the registry counts a repeated report
 //! as a re-join, never a second provisioning.
@@ -42,7 +47,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "udp", value_name = "LINK")]
     pub link: LinkSpec,
 
-    /// The radio channel to serve (normally the access point's). Enrollees hop until they find it.
+    /// The radio channel to serve, 1..=13 (normally the access point's). Enrollees hop over
+    /// channels 1 to 13 until they find it; channel 14 (Japan, 802.11b only) is not used.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u8).range(1..=13), value_name = "N")]
     pub channel: u8,
 
@@ -50,9 +56,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub iface: Option<std::net::Ipv4Addr>,
 
-    /// Most concurrent provisioning sessions.
-    #[arg(long, value_name = "N")]
+    /// Most concurrent provisioning sessions (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_sessions: Option<usize>,
+
+    /// Seconds before a device whose join failed gets the same configuration again (doubling
+    /// with each identical failure, up to 32 times). A profile or device change that alters
+    /// its configuration is delivered at once.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub join_retry_backoff: u64,
 
     /// Record every frame the daemon sends and receives into FILE (pcapng, radiotap +
     /// 802.11; open it in Wireshark with tools/wireshark/zerotouch.lua).
@@ -146,14 +158,97 @@ impl Shutdown {
     }
 }
 
+/// SIGHUP (reload) and SIGUSR1 (status), installed before anything else so that neither
+/// kills the daemon while it starts.
+struct Control {
+    hangup: tokio::signal::unix::Signal,
+    user1: tokio::signal::unix::Signal,
+}
+
+impl Control {
+    fn install() -> Result<Self, AppError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())
+                .map_err(|e| AppError::io("cannot install the SIGHUP handler", e))?,
+            user1: signal(SignalKind::user_defined1())
+                .map_err(|e| AppError::io("cannot install the SIGUSR1 handler", e))?,
+        })
+    }
+}
+
+/// SIGHUP: re-reads the config file (log level) and the allowlist; logs "reloaded".
+async fn reload<R: rand_core::CryptoRng>(
+    ctx: &Context,
+    registry: &zerotouch_store::Registry,
+    driver: &mut ConfiguratorDriver<R>,
+    now: Instant,
+) {
+    let reloaded = match crate::logging::reload(ctx) {
+        Ok(reloaded) => reloaded,
+        Err(err) => {
+            tracing::warn!(%err, "SIGHUP: config file not reloaded; the running settings stay");
+            return;
+        }
+    };
+    if !reloaded.needs_restart.is_empty() {
+        tracing::warn!(
+            settings = reloaded.needs_restart.join(","),
+            "SIGHUP: these config file settings changed but only take effect after a restart"
+        );
+    }
+    let allowlisted = match registry.allowlist_snapshot().await {
+        Ok(snapshot) => {
+            let n = snapshot.keys.len();
+            driver.replace_allowlist(now, snapshot);
+            Some(n)
+        }
+        Err(err) => {
+            tracing::warn!(%err, "SIGHUP: cannot reload the allowlist; keeping the current one");
+            None
+        }
+    };
+    tracing::info!(
+        config = ?reloaded.config,
+        log_level = %reloaded.level.directive,
+        log_level_from = reloaded.level.source,
+        allowlisted,
+        "reloaded"
+    );
+}
+
+/// SIGUSR1: one log line saying what the daemon is doing.
+fn log_status<R: rand_core::CryptoRng>(
+    driver: &ConfiguratorDriver<R>,
+    started: tokio::time::Instant,
+) {
+    let stats = driver.stats();
+    tracing::info!(
+        uptime_s = started.elapsed().as_secs(),
+        sessions = driver.session_count(),
+        allowlist_counter = driver.allowlist_counter(),
+        authenticated = stats.authenticated,
+        joined = stats.joined,
+        join_failed = stats.join_failed,
+        refused = stats.refused,
+        declined = stats.declined,
+        held_back_devices = driver.held_back_devices(),
+        held_back_sessions = stats.held_back,
+        repeated_failures = stats.repeated_failures,
+        "status"
+    );
+}
+
 /// Milliseconds on the daemon's monotonic clock.
 fn now_ms(start: tokio::time::Instant) -> Instant {
     u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Runs the configurator daemon until SIGINT/SIGTERM.
+/// Runs the configurator daemon until SIGINT/SIGTERM, then returns
+/// [`AppError::Interrupted`] (exit 130) once the queued registry writes are done.
 pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
     let mut shutdown = Shutdown::install()?;
+    let mut control = Control::install()?;
     let mut registry = ctx.open_registry().await?;
     let fleet = registry
         .fleet()
@@ -170,7 +265,7 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
 
     let mut limits = ConfiguratorLimits::default();
     if let Some(max) = args.max_sessions {
-        limits.max_sessions = max.max(1);
+        limits.max_sessions = max;
     }
     let settings = ConfiguratorSettings {
         identities,
@@ -184,7 +279,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         .map_err(AppError::from)?;
     let allowlisted = snapshot.keys.len();
     let rng = rand_core::UnwrapErr(getrandom::SysRng);
-    let mut driver = ConfiguratorDriver::new(settings, rng, snapshot);
+    let mut driver = ConfiguratorDriver::new(settings, rng, snapshot)
+        .with_failure_backoff(args.join_retry_backoff.saturating_mul(1000));
 
     let capture = open_capture(args.pcap.as_deref())?;
     let link = open_link(&args.link, addr, args.channel, args.iface, capture).await?;
@@ -314,6 +410,10 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
                 driver.replace_allowlist(now_ms(start), snapshot);
             }
             _ = clock_tick.tick() => driver.set_unix_time(unix_seconds()),
+            Some(()) = control.hangup.recv() => {
+                reload(ctx, &registry, &mut driver, now_ms(start)).await;
+            }
+            Some(()) = control.user1.recv() => log_status(&driver, start),
             () = shutdown.wait() => break,
         }
     }
@@ -346,7 +446,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         refused = stats.refused,
         "configurator daemon stopped"
     );
-    Ok(())
+    // A stop by signal is the daemon's only way out: exit code 130, as the table says.
+    Err(AppError::Interrupted)
 }
 
 /// Unix time in milliseconds.

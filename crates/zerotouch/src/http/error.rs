@@ -105,9 +105,10 @@ impl From<StoreError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
             // The database is unreachable or busy: retry later; the daemon keeps provisioning.
-            StoreError::Busy { .. } | StoreError::Database(_) | StoreError::Io { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable")
-            }
+            StoreError::Busy { .. }
+            | StoreError::Unreachable { .. }
+            | StoreError::Database(_)
+            | StoreError::Io { .. } => (StatusCode::SERVICE_UNAVAILABLE, "registry_unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR || status == StatusCode::SERVICE_UNAVAILABLE

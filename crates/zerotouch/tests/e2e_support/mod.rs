@@ -142,24 +142,74 @@ impl Daemon {
 
     /// SIGTERM; waits for the exit and returns its code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let pid = child.id().to_string();
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`, `HUP`, `USR1`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .expect("the daemon runs")
+            .id()
+            .to_string();
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([format!("-{name}"), pid.clone()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// Waits for the daemon to exit and returns its code (`None`: killed by a signal);
+    /// panics after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("wait for the daemon") {
                 return status.code();
             }
             assert!(
                 Instant::now() < deadline,
-                "the daemon did not stop within 20 s of SIGTERM"
+                "the daemon did not stop within {timeout:?}:\n{}",
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// True while the process runs (not exited, not reaped).
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("poll the daemon").is_none())
+    }
+
+    /// Waits until the log holds `count` lines containing `needle` (colours stripped);
+    /// panics after `timeout` or if the daemon exits first. Returns the log.
+    pub fn wait_for_lines(&mut self, needle: &str, count: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = strip_ansi(&self.log_text());
+            if text.lines().filter(|line| line.contains(needle)).count() >= count {
+                return text;
+            }
+            assert!(
+                self.is_running(),
+                "the daemon exited before logging {needle:?}:\n{text}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not log {needle:?} {count} time(s) within {timeout:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the log contains `needle`; see [`Daemon::wait_for_lines`].
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for_lines(needle, 1, timeout)
     }
 
     /// CPU time (user + system) the daemon process used so far, in seconds (Linux /proc).
