@@ -146,7 +146,7 @@ async fn provision_batch(registry: &Registry, keys: &[KeyHash]) -> Result<(), St
                     key_hash,
                     mac: Addr([2, 0, 0, 0, 0, 1]),
                 },
-                Transition::Authenticated { key_hash },
+                Transition::Authenticated { key_hash, mac: None },
             ]
         })
         .collect();

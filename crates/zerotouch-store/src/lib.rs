@@ -71,4 +71,4 @@ pub use queries::{DevicePageQuery, DeviceSort};
 pub use registry::{Backend, Registry};
 pub use secret::{SECRET_KEY_ENV, SecretKeySource};
 pub use tokens::{ApiToken, Role, TOKEN_PREFIX, TokenCheck};
-pub use transitions::{Transition, TransitionOutcome};
+pub use transitions::{RefusalSummary, Transition, TransitionOutcome};

@@ -27,10 +27,13 @@ pub enum Transition {
         /// The link address it announced from.
         mac: Addr,
     },
-    /// The device proved its key.
+    /// The device proved its key, in a Response from `mac` (when known: the address of the
+    /// authenticated frame, recorded as the device's `last_mac`).
     Authenticated {
         /// The device.
         key_hash: KeyHash,
+        /// The link address of its authenticated Response.
+        mac: Option<Addr>,
     },
     /// Its configuration was sent.
     ConfigDelivered {
@@ -63,7 +66,7 @@ impl Transition {
     pub fn key_hash(&self) -> &KeyHash {
         match self {
             Self::Announced { key_hash, .. }
-            | Self::Authenticated { key_hash }
+            | Self::Authenticated { key_hash, .. }
             | Self::ConfigDelivered { key_hash }
             | Self::Joined { key_hash }
             | Self::JoinFailed { key_hash, .. }
@@ -86,6 +89,19 @@ impl Transition {
             Durability::Relaxed
         }
     }
+}
+
+/// Announcements refused over a window, for [`Registry::record_refusal_summary`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefusalSummary {
+    /// Refusals counted.
+    pub refused: u64,
+    /// Distinct key hashes among them (at most the number tracked).
+    pub distinct_keys: u64,
+    /// The window, in milliseconds.
+    pub window_ms: u64,
+    /// The most refused key hashes with their counts (bounded by the caller).
+    pub keys: Vec<(KeyHash, u64)>,
 }
 
 /// What recording one [`Transition`] did.
@@ -173,9 +189,54 @@ impl Registry {
     pub async fn record_authenticated(&self, key_hash: &KeyHash) -> Result<(), StoreError> {
         self.record_one(Transition::Authenticated {
             key_hash: *key_hash,
+            mac: None,
         })
         .await
         .map(drop)
+    }
+
+    /// As [`Registry::record_authenticated`], and records `mac`, the address of the
+    /// authenticated Response, as the device's `last_mac`.
+    pub async fn record_authenticated_from(
+        &self,
+        key_hash: &KeyHash,
+        mac: Addr,
+    ) -> Result<(), StoreError> {
+        self.record_one(Transition::Authenticated {
+            key_hash: *key_hash,
+            mac: Some(mac),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Writes one audit record summing up announcements refused (keys not on the
+    /// allowlist) over a window. Such announcements are not authenticated (their key hash
+    /// and address are whatever the sender chose), so the daemon counts them in memory and
+    /// writes only this bounded summary, never a row per frame, and touches no device row.
+    pub async fn record_refusal_summary(&self, summary: &RefusalSummary) -> Result<(), StoreError> {
+        let mut tx = self.begin_write_with(Durability::Relaxed).await?;
+        let keys: Vec<serde_json::Value> = summary
+            .keys
+            .iter()
+            .map(|(key, count)| json!({ "key": key.to_string(), "count": count }))
+            .collect();
+        self.append_audit(
+            &mut tx,
+            now_ms(),
+            None,
+            AuditKind::Refused,
+            json!({
+                "summary": true,
+                "unauthenticated": true,
+                "refused": summary.refused,
+                "distinct_keys": summary.distinct_keys,
+                "window_ms": summary.window_ms,
+                "keys": keys,
+            }),
+        )
+        .await?;
+        self.commit(tx).await
     }
 
     /// Its configuration was sent. Error if revoked.
@@ -258,7 +319,7 @@ impl Registry {
                 json!({ "mac": mac.to_string() }),
                 TransitionOutcome::Recorded,
             ),
-            Transition::Authenticated { .. } => (
+            Transition::Authenticated { mac: None, .. } => (
                 sqlx::query(
                     "UPDATE devices SET state = CASE WHEN state IN ('allowed', 'failed') THEN 'provisioning' ELSE state END, updated_at = $1, last_event_at = $2, last_event = 'authenticated' WHERE key_hash = $3 AND state <> 'revoked'",
                 )
@@ -266,6 +327,17 @@ impl Registry {
                 .bind(now),
                 AuditKind::Authenticated,
                 json!({}),
+                TransitionOutcome::Recorded,
+            ),
+            Transition::Authenticated { mac: Some(mac), .. } => (
+                sqlx::query(
+                    "UPDATE devices SET state = CASE WHEN state IN ('allowed', 'failed') THEN 'provisioning' ELSE state END, last_mac = $1, updated_at = $2, last_event_at = $3, last_event = 'authenticated' WHERE key_hash = $4 AND state <> 'revoked'",
+                )
+                .bind(mac.to_string())
+                .bind(now)
+                .bind(now),
+                AuditKind::Authenticated,
+                json!({ "mac": mac.to_string() }),
                 TransitionOutcome::Recorded,
             ),
             Transition::ConfigDelivered { .. } => (
@@ -571,7 +643,10 @@ mod tests {
                 key_hash: k,
                 mac: MAC,
             },
-            Transition::Authenticated { key_hash: k },
+            Transition::Authenticated {
+                key_hash: k,
+                mac: None,
+            },
             Transition::ConfigDelivered { key_hash: k },
             Transition::Refused {
                 key_hash: k,

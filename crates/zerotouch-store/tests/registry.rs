@@ -513,17 +513,18 @@ async fn exercise_registry(url: &str) {
             key_hash: batch_a,
             mac: MAC,
         },
-        Transition::Authenticated { key_hash: batch_a },
+        Transition::Authenticated { key_hash: batch_a, mac: None },
         Transition::ConfigDelivered { key_hash: batch_a },
         Transition::Joined { key_hash: batch_a },
         Transition::Joined { key_hash: batch_a },
-        Transition::Authenticated { key_hash: batch_b },
+        Transition::Authenticated { key_hash: batch_b, mac: None },
         Transition::JoinFailed {
             key_hash: batch_b,
             reason: FailureReason::AuthFailed,
         },
         Transition::Authenticated {
             key_hash: device(9999).key_hash,
+            mac: None,
         },
         Transition::Joined { key_hash: key },
         Transition::Refused {

@@ -86,7 +86,7 @@ fn registry_path_per_provisioning(devices: usize, batch: usize) -> Duration {
                     .flat_map(|&h| {
                         [
                             Transition::Announced { key_hash: h, mac },
-                            Transition::Authenticated { key_hash: h },
+                            Transition::Authenticated { key_hash: h, mac: None },
                         ]
                     })
                     .collect();

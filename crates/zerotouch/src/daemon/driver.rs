@@ -17,6 +17,14 @@
 //! authentication, with no registry write. A failure identical to the last one (same
 //! configuration, same reason) is confirmed to the device and counted, not written again.
 //!
+//! Nothing durable comes from what is not authenticated. An Announce is verified and fresh
+//! when the core reports it, but its source address is not authenticated (the link layer
+//! carries it): the registry learns nothing from it, and a device's `last_mac` is the address
+//! of its authenticated Response. Announcements of keys not on the allowlist are not verified
+//! at all (the key hash is whatever the sender wrote): they are counted in memory (and in the
+//! metrics) and written as at most one summary record per [`REFUSAL_SUMMARY_MS`], never a
+//! row per frame, and they touch no device row.
+//!
 //! Ordering that makes a crash harmless: a join report is acknowledged to the device
 //! (`confirm`, which lets it commit) only after the registry committed it. A crash before
 //! that loses only the session in flight; the device retries and the registry records the
@@ -31,7 +39,9 @@ use zerotouch_proto::configurator::{
     SessionId,
 };
 use zerotouch_proto::{Addr, AnnounceMode, FailureReason, Instant, KeyHash, Transmit};
-use zerotouch_store::{AllowlistSnapshot, Registry, StoreError, Transition, TransitionOutcome};
+use zerotouch_store::{
+    AllowlistSnapshot, RefusalSummary, Registry, StoreError, Transition, TransitionOutcome,
+};
 
 /// How often the daemon asks the registry whether the allowlist changed.
 pub const ALLOWLIST_POLL_MS: u64 = 500;
@@ -39,6 +49,22 @@ pub const ALLOWLIST_POLL_MS: u64 = 500;
 /// An allowlisted key announcing again with the same mode is recorded at most this often
 /// (announcements repeat every few hundred milliseconds while a device waits).
 const ANNOUNCE_RECORD_INTERVAL_MS: u64 = 30_000;
+
+/// Refused announcements are summed up in one audit record per this window at most.
+pub const REFUSAL_SUMMARY_MS: u64 = 60_000;
+/// Distinct refused keys counted one by one within a window (the others are counted in
+/// the total only), so a flood of distinct keys costs bounded memory.
+pub const REFUSAL_KEYS_TRACKED: usize = 1024;
+/// The most refused keys named in a summary record.
+pub const REFUSAL_SUMMARY_KEYS: usize = 16;
+
+/// Refused announcements of the current summary window.
+#[derive(Debug)]
+struct Refusals {
+    since: Instant,
+    refused: u64,
+    counts: HashMap<KeyHash, u64>,
+}
 
 /// First pause before a configuration that failed to join is delivered again unchanged.
 pub const DEFAULT_FAILURE_BACKOFF_MS: u64 = 30_000;
@@ -62,31 +88,31 @@ struct HeldBack {
 /// Registry work caused by a protocol event. Executed in order by [`execute`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RegistryJob {
-    /// An allowlisted device announced.
+    /// An allowlisted device announced (verified and fresh, from an unauthenticated source
+    /// address). Counted for the metrics; writes nothing to the registry.
     Announced {
         /// Its key hash.
         key: KeyHash,
-        /// Radio address.
-        src: Addr,
         /// Announcement mode.
         mode: AnnounceMode,
         /// The failure it flagged.
         last_failure: Option<FailureReason>,
     },
-    /// A key that is not allowlisted announced (already rate-limited by the core).
+    /// A key that is not allowlisted announced (already rate-limited by the core). Not
+    /// authenticated: counted for the metrics; writes nothing to the registry.
     Refused {
-        /// Its key hash.
+        /// The key hash the frame named.
         key: KeyHash,
-        /// Radio address.
-        src: Addr,
     },
+    /// The refusals of a window, summed up: one audit record.
+    RefusalSummary(RefusalSummary),
     /// A device authenticated: record it, then fetch and encode its configuration.
     FetchConfig {
         /// The session waiting for it.
         session: SessionId,
         /// The device.
         key: KeyHash,
-        /// Radio address.
+        /// Radio address of its authenticated Response (recorded as its `last_mac`).
         src: Addr,
     },
     /// The device acknowledged its configuration.
@@ -150,6 +176,12 @@ pub struct DriverStats {
     pub join_failed: u64,
     /// Sessions that ended without a report.
     pub sessions_failed: u64,
+    /// Of those, sessions whose Response did not verify after a verified Announce. The
+    /// Response is not authenticated (anyone who heard the Challenge can send one), so this is
+    /// a counter, not evidence against the device.
+    pub bad_proofs: u64,
+    /// Refusal summary records queued.
+    pub refusal_summaries: u64,
     /// Join reports the registry could not commit (left unconfirmed).
     pub persist_failures: u64,
     /// Allowlist reloads.
@@ -190,6 +222,8 @@ pub struct ConfiguratorDriver<R> {
     /// Sessions declined by the backoff (their end is not news).
     held_sessions: std::collections::HashSet<u32>,
     failure_backoff_ms: u64,
+    /// Refused announcements not yet summed up in a record.
+    refusals: Option<Refusals>,
 }
 
 impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
@@ -207,6 +241,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             session_digests: HashMap::new(),
             held_sessions: std::collections::HashSet::new(),
             failure_backoff_ms: DEFAULT_FAILURE_BACKOFF_MS,
+            refusals: None,
         }
     }
 
@@ -240,6 +275,43 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             self.core.handle_timeout(now);
         }
         self.drain_events(now);
+        if self.refusal_summary_due().is_some_and(|t| t <= now) {
+            self.flush_refusals(now);
+        }
+    }
+
+    /// When the pending refusals must be summed up in a record.
+    fn refusal_summary_due(&self) -> Option<Instant> {
+        self.refusals
+            .as_ref()
+            .map(|r| r.since.saturating_add(REFUSAL_SUMMARY_MS))
+    }
+
+    /// Queues the summary record of the refusals counted so far, if any (at the end of each
+    /// window, and at shutdown).
+    pub fn flush_refusals(&mut self, now: Instant) {
+        let Some(window) = self.refusals.take() else {
+            return;
+        };
+        let mut keys: Vec<(KeyHash, u64)> = window.counts.into_iter().collect();
+        let distinct_keys = keys.len() as u64;
+        keys.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.0.cmp(&b.0.0)));
+        keys.truncate(REFUSAL_SUMMARY_KEYS);
+        let window_ms = now.saturating_sub(window.since);
+        tracing::info!(
+            refused = window.refused,
+            distinct_keys,
+            window_s = window_ms / 1000,
+            "announcements of keys not on the allowlist refused (unauthenticated: counted, one summary record)"
+        );
+        self.stats.refusal_summaries += 1;
+        self.jobs
+            .push_back(RegistryJob::RefusalSummary(RefusalSummary {
+                refused: window.refused,
+                distinct_keys,
+                window_ms,
+                keys,
+            }));
     }
 
     /// The next frame to send.
@@ -249,7 +321,10 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
 
     /// When [`ConfiguratorDriver::handle_timeout`] must run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.core.poll_timeout()
+        match (self.core.poll_timeout(), self.refusal_summary_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next registry job to run.
@@ -453,12 +528,12 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                         && now.saturating_sub(at) < ANNOUNCE_RECORD_INTERVAL_MS
                 });
                 if !repeat {
+                    // The source address is not authenticated: logged, never recorded.
                     tracing::debug!(key = %key, %src, ?mode, "allowlisted device announced");
                     self.announce_recorded
                         .insert(key, (mode, last_failure, now));
                     self.jobs.push_back(RegistryJob::Announced {
                         key,
-                        src,
                         mode,
                         last_failure,
                     });
@@ -467,7 +542,18 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             ConfiguratorEvent::NotAllowed { key, src } => {
                 self.stats.refused += 1;
                 tracing::debug!(key = %key, %src, "refused: not on the allowlist");
-                self.jobs.push_back(RegistryJob::Refused { key, src });
+                let window = self.refusals.get_or_insert_with(|| Refusals {
+                    since: now,
+                    refused: 0,
+                    counts: HashMap::new(),
+                });
+                window.refused += 1;
+                if let Some(count) = window.counts.get_mut(&key) {
+                    *count += 1;
+                } else if window.counts.len() < REFUSAL_KEYS_TRACKED {
+                    window.counts.insert(key, 1);
+                }
+                self.jobs.push_back(RegistryJob::Refused { key });
             }
             ConfiguratorEvent::Authenticated { session, key, src } => {
                 self.stats.authenticated += 1;
@@ -533,11 +619,27 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                     return;
                 }
                 self.stats.sessions_failed += 1;
-                device_event!(self, key = %key, ?reason, "session ended without a join report");
+                if reason == SessionFailure::BadProof {
+                    self.stats.bad_proofs += 1;
+                }
+                device_event!(self, key = %key, reason = failure_words(reason), "session ended without a join report");
                 self.jobs
                     .push_back(RegistryJob::SessionFailed { key, reason });
             }
         }
+    }
+}
+
+/// What a session failure means, in words for the log. A failed proof is said for what it
+/// is: the Announce was the device's (verified), the Response was not authenticated.
+pub fn failure_words(reason: SessionFailure) -> &'static str {
+    match reason {
+        SessionFailure::Timeout => "timeout: the device stopped answering",
+        SessionFailure::BadProof => {
+            "bad proof: a Response after the device's verified Announce did not verify (unauthenticated frame: relayed, forged or corrupted; not evidence against the device)"
+        }
+        SessionFailure::Revoked => "revoked during the session",
+        SessionFailure::Declined => "declined",
     }
 }
 
@@ -579,25 +681,24 @@ pub async fn execute(registry: &Registry, job: RegistryJob) -> JobOutcome {
     match job {
         RegistryJob::Announced {
             key,
-            src,
             mode,
             last_failure,
         } => {
-            tracing::debug!(key = %key, ?mode, last_failure = last_failure.map(FailureReason::name), "recording announcement");
-            if let Err(err) = registry.record_announced(&key, src).await {
-                tracing::warn!(key = %key, %err, "could not record the announcement");
+            tracing::trace!(key = %key, ?mode, last_failure = last_failure.map(FailureReason::name), "announcement (not recorded)");
+            JobOutcome::Recorded
+        }
+        RegistryJob::Refused { .. } => JobOutcome::Recorded,
+        RegistryJob::RefusalSummary(summary) => {
+            if let Err(err) = registry.record_refusal_summary(&summary).await {
+                tracing::warn!(%err, "could not record the refusal summary");
             }
             JobOutcome::Recorded
         }
-        RegistryJob::Refused { key, src } => {
-            if let Err(err) = registry.record_refused(&key, src).await {
-                tracing::warn!(key = %key, %err, "could not record the refusal");
-            }
-            JobOutcome::Recorded
-        }
-        RegistryJob::FetchConfig { session, key, .. } => {
+        RegistryJob::FetchConfig {
+            session, key, src, ..
+        } => {
             // Revoked since the snapshot: the registry refuses, and the device gets nothing.
-            let config = match registry.record_authenticated(&key).await {
+            let config = match registry.record_authenticated_from(&key, src).await {
                 Ok(()) => match registry.device_config(&key).await {
                     Ok(plan) => encode_plan(&plan),
                     Err(err) => Err(err.to_string()),
@@ -650,7 +751,7 @@ pub async fn execute(registry: &Registry, job: RegistryJob) -> JobOutcome {
         RegistryJob::SessionFailed { key, reason } => {
             // The registry keeps device transitions only; a session that ended early is a
             // log line (the device retries and its next announcement is recorded).
-            tracing::info!(key = %key, ?reason, "session failed");
+            tracing::debug!(key = %key, reason = failure_words(reason), "session failed (not recorded)");
             JobOutcome::Recorded
         }
     }
@@ -662,15 +763,13 @@ pub const MAX_BATCH: usize = 256;
 /// The registry transition a job records, if any.
 fn transition_of(job: &RegistryJob) -> Option<Transition> {
     Some(match *job {
-        RegistryJob::Announced { key, src, .. } => Transition::Announced {
+        RegistryJob::Announced { .. }
+        | RegistryJob::Refused { .. }
+        | RegistryJob::RefusalSummary(_) => return None,
+        RegistryJob::FetchConfig { key, src, .. } => Transition::Authenticated {
             key_hash: key,
-            mac: src,
+            mac: Some(src),
         },
-        RegistryJob::Refused { key, src } => Transition::Refused {
-            key_hash: key,
-            mac: src,
-        },
-        RegistryJob::FetchConfig { key, .. } => Transition::Authenticated { key_hash: key },
         RegistryJob::Delivered { key } => Transition::ConfigDelivered { key_hash: key },
         RegistryJob::JoinReported {
             key,
@@ -748,7 +847,13 @@ pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<J
                 JobOutcome::JoinPersisted { session, persisted: !refused_by_registry }
             }
             RegistryJob::SessionFailed { key, reason } => {
-                tracing::info!(key = %key, ?reason, "session failed");
+                tracing::debug!(key = %key, reason = failure_words(reason), "session failed (not recorded)");
+                JobOutcome::Recorded
+            }
+            RegistryJob::RefusalSummary(summary) => {
+                if let Err(err) = registry.record_refusal_summary(&summary).await {
+                    tracing::warn!(%err, "could not record the refusal summary");
+                }
                 JobOutcome::Recorded
             }
             other => {

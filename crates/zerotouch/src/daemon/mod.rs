@@ -231,6 +231,7 @@ fn log_status<R: rand_core::CryptoRng>(
         joined = stats.joined,
         join_failed = stats.join_failed,
         refused = stats.refused,
+        bad_proofs = stats.bad_proofs,
         declined = stats.declined,
         held_back_devices = driver.held_back_devices(),
         held_back_sessions = stats.held_back,
@@ -423,6 +424,8 @@ pub async fn run(args: RunArgs, ctx: &Context) -> Result<(), AppError> {
         "shutting down: finishing registry writes"
     );
     watcher.abort();
+    // The refusals counted so far get their summary record.
+    driver.flush_refusals(now_ms(start));
     // Queue what is left, close the queue, and keep confirming what the worker commits.
     while let Some(job) = driver.poll_job() {
         let _ = job_tx.send(job);

@@ -258,7 +258,9 @@ impl JobMetrics {
                 zerotouch_proto::configurator::SessionFailure::Revoked => "revoked",
                 zerotouch_proto::configurator::SessionFailure::Declined => "declined",
             }),
-            RegistryJob::FetchConfig { .. } | RegistryJob::Delivered { .. } => {}
+            RegistryJob::FetchConfig { .. }
+            | RegistryJob::Delivered { .. }
+            | RegistryJob::RefusalSummary(_) => {}
         }
     }
 }

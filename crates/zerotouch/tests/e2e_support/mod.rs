@@ -226,6 +226,33 @@ impl Daemon {
         Some(ticks / per_second)
     }
 
+    /// Asks for a status line (SIGUSR1) and returns the value of its field `name`, once the
+    /// new line is logged.
+    pub fn status_field(&mut self, name: &str) -> u64 {
+        let before = strip_ansi(&self.log_text())
+            .lines()
+            .filter(|line| line.contains(" status "))
+            .count();
+        self.signal("USR1");
+        let log = self.wait_for_lines(" status ", before + 1, Duration::from_secs(20));
+        let line = log
+            .lines()
+            .filter(|line| line.contains(" status "))
+            .nth(before)
+            .expect("the new status line")
+            .to_string();
+        let value = line
+            .split(&format!(" {name}="))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {name}= in {line}"));
+        value
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("a number")
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -484,6 +511,64 @@ fn join_group(group: SocketAddrV4) -> UdpSocket {
         .set_read_timeout(Some(Duration::from_millis(5)))
         .expect("read timeout");
     socket
+}
+
+/// Sends frames onto a test's link with any source address (an attacker, a replayer).
+pub struct Injector {
+    socket: UdpSocket,
+    group: SocketAddrV4,
+    sequence: u16,
+}
+
+impl Injector {
+    /// An injector on `group`.
+    pub fn new(group: SocketAddrV4) -> Self {
+        Self {
+            socket: join_group(group),
+            group,
+            sequence: 0x800,
+        }
+    }
+
+    /// Sends `transmit` as if from `src`.
+    pub fn send(&mut self, src: Addr, transmit: &zerotouch_proto::Transmit) {
+        send(&self.socket, self.group, src, transmit, &mut self.sequence);
+    }
+
+    /// Waits until a frame addressed to `dst` is on the link (e.g. the configurator's
+    /// Challenge to a spoofed address); panics after `timeout`.
+    pub fn wait_for_frame_to(&self, dst: Addr, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut buffer = [0u8; 2048];
+        loop {
+            if let Ok((len, _)) = self.socket.recv_from(&mut buffer)
+                && parse_datagram(&buffer[..len]).is_some_and(|frame| frame.dst == dst)
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no frame to {dst} within {timeout:?}"
+            );
+        }
+    }
+}
+
+/// The first Announce a fresh enrollee with `identity` (boot counter `boot_counter`) sends
+/// on channel 6, as a captured frame.
+pub fn captured_announce(identity: SigningIdentity, boot_counter: u32) -> zerotouch_proto::Transmit {
+    let settings = EnrolleeSettings {
+        identity,
+        trust: Trust::FirstUse,
+        mode: AnnounceMode::New,
+        last_failure: None,
+        last_channel: Some(6),
+        known_unix_time: 0,
+        timing: fast_timing(),
+        boot_counter,
+    };
+    let mut enrollee = Enrollee::new(settings, ChaCha8Rng::seed_from_u64(7), 0);
+    enrollee.poll_transmit().expect("an Announce")
 }
 
 fn send(
