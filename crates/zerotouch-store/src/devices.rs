@@ -565,7 +565,7 @@ impl Registry {
         // Counter first: a change racing this read shows up as a newer counter next poll.
         let change_counter = self.change_counter().await?;
         let rows = sqlx::query(
-            "SELECT key_hash, expires_at FROM devices WHERE state <> 'revoked' AND (expires_at IS NULL OR expires_at > $1)",
+            "SELECT key_hash, expires_at, label FROM devices WHERE state <> 'revoked' AND (expires_at IS NULL OR expires_at > $1)",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -575,12 +575,17 @@ impl Registry {
             keys: HashSet::with_capacity(rows.len()),
             change_counter,
             next_expiry_ms: None,
+            labels: std::collections::HashMap::new(),
         };
         for row in &rows {
             let key: String = row.try_get("key_hash").map_err(|e| self.db_err(e))?;
             let expires: Option<i64> = row.try_get("expires_at").map_err(|e| self.db_err(e))?;
+            let label: Option<String> = row.try_get("label").map_err(|e| self.db_err(e))?;
             if let Some(key_hash) = parse_key_hash(&key) {
                 snapshot.keys.insert(key_hash);
+                if let Some(label) = label {
+                    snapshot.labels.insert(key_hash, label);
+                }
             }
             if let Some(t) = expires {
                 snapshot.next_expiry_ms = Some(snapshot.next_expiry_ms.map_or(t, |n| n.min(t)));

@@ -185,6 +185,15 @@ pub struct AllowlistSnapshot {
     pub change_counter: i64,
     /// The earliest expiry among `keys`: reload at that time too.
     pub next_expiry_ms: Option<UnixMillis>,
+    /// The labels of the keys that have one, for the daemon's log lines.
+    pub labels: std::collections::HashMap<KeyHash, String>,
+}
+
+impl AllowlistSnapshot {
+    /// The label of an allowlisted key, if it has one.
+    pub fn label(&self, key: &KeyHash) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
 }
 
 impl zerotouch_proto::configurator::Allowlist for AllowlistSnapshot {

@@ -413,16 +413,16 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
 
     /// Installs a fresh allowlist snapshot; sessions of keys that left it are aborted at once.
     pub fn replace_allowlist(&mut self, now: Instant, snapshot: AllowlistSnapshot) {
-        let removed: Vec<KeyHash> = self
+        let removed: Vec<(KeyHash, Option<String>)> = self
             .allowlist
             .keys
             .difference(&snapshot.keys)
-            .copied()
+            .map(|key| (*key, self.allowlist.label(key).map(str::to_owned)))
             .collect();
         self.allowlist = snapshot;
         self.stats.allowlist_reloads += 1;
-        for key in &removed {
-            device_event!(self, key = %key, "revoked: aborting its sessions");
+        for (key, label) in &removed {
+            device_event!(self, key = %key, label = label.as_deref(), "revoked: aborting its sessions");
             self.core.revoke(now, key);
             self.held.remove(key);
             self.announce_recorded.remove(key);
@@ -484,6 +484,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 self.stats.repeated_failures += 1;
                 tracing::warn!(
                     key = %key,
+                    label = self.allowlist.label(&key),
                     reason = reason.name(),
                     failures = held.failures,
                     retry_in_s = held.backoff_ms / 1000,
@@ -529,7 +530,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 });
                 if !repeat {
                     // The source address is not authenticated: logged, never recorded.
-                    tracing::debug!(key = %key, %src, ?mode, "allowlisted device announced");
+                    tracing::debug!(key = %key, label = self.allowlist.label(&key), %src, ?mode, "allowlisted device announced");
                     self.announce_recorded
                         .insert(key, (mode, last_failure, now));
                     self.jobs.push_back(RegistryJob::Announced {
@@ -563,16 +564,16 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                     && now < held.until
                 {
                     // Nothing changed since its join failed: no fetch, no record, no delivery.
-                    tracing::debug!(key = %key, session = session.0, retry_in_ms = held.until - now, "held back after a failed join");
+                    tracing::debug!(key = %key, label = self.allowlist.label(&key), session = session.0, retry_in_ms = held.until - now, "held back after a failed join");
                     self.decline_held(now, session);
                     return;
                 }
-                device_event!(self, key = %key, %src, session = session.0, "device authenticated");
+                device_event!(self, key = %key, label = self.allowlist.label(&key), %src, session = session.0, "device authenticated");
                 self.jobs
                     .push_back(RegistryJob::FetchConfig { session, key, src });
             }
             ConfiguratorEvent::ConfigDelivered { key, .. } => {
-                device_event!(self, key = %key, "configuration delivered");
+                device_event!(self, key = %key, label = self.allowlist.label(&key), "configuration delivered");
                 self.jobs.push_back(RegistryJob::Delivered { key });
             }
             ConfiguratorEvent::JoinReported {
@@ -586,7 +587,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                     Ok(()) => {
                         self.stats.joined += 1;
                         self.held.remove(&key);
-                        device_event!(self, key = %key, "device joined its network");
+                        device_event!(self, key = %key, label = self.allowlist.label(&key), "device joined its network");
                     }
                     Err(reason) => {
                         self.stats.join_failed += 1;
@@ -597,7 +598,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                             }
                             return;
                         }
-                        tracing::warn!(key = %key, reason = reason.name(), "device could not join");
+                        tracing::warn!(key = %key, label = self.allowlist.label(&key), reason = reason.name(), "device could not join");
                     }
                 }
                 // A new attempt of this device must be recorded even if it looks the same.
@@ -622,7 +623,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 if reason == SessionFailure::BadProof {
                     self.stats.bad_proofs += 1;
                 }
-                device_event!(self, key = %key, reason = failure_words(reason), "session ended without a join report");
+                device_event!(self, key = %key, label = self.allowlist.label(&key), reason = failure_words(reason), "session ended without a join report");
                 self.jobs
                     .push_back(RegistryJob::SessionFailed { key, reason });
             }
