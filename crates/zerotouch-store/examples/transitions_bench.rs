@@ -162,7 +162,7 @@ async fn provision_batch(registry: &Registry, keys: &[KeyHash]) -> Result<(), St
         .iter()
         .flat_map(|&key_hash| {
             [
-                Transition::ConfigDelivered { key_hash },
+                Transition::ConfigDelivered { key_hash, profile: None },
                 Transition::Joined { key_hash },
             ]
         })

@@ -175,7 +175,7 @@ impl Registry {
             now,
             Some(&device.key_hash),
             AuditKind::Allowed,
-            json!({ "label": device.label, "profile": device.profile, "suite": device.suite as u8, "expires_at": device.expires_at_ms }),
+            json!({ "label": device.label, "profile": device.profile.as_deref().unwrap_or(DEFAULT_PROFILE), "suite": device.suite.name(), "expires_at": device.expires_at_ms }),
         )
         .await?;
         Ok(())

@@ -349,8 +349,28 @@ impl Registry {
         at: UnixMillis,
         key_hash: Option<&KeyHash>,
         kind: AuditKind,
-        detail: serde_json::Value,
+        mut detail: serde_json::Value,
     ) -> Result<i64, StoreError> {
+        // The label the device has now goes into the record, so that the log shows the
+        // label of the time (and finds the device by a label it no longer has).
+        if let (Some(key), serde_json::Value::Object(map)) = (key_hash, &mut detail)
+            && map.get("label").is_none_or(serde_json::Value::is_null)
+        {
+            let label: Option<Option<String>> =
+                sqlx::query_scalar("SELECT label FROM devices WHERE key_hash = $1")
+                    .bind(key.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+            match label.flatten() {
+                Some(label) => {
+                    map.insert("label".into(), serde_json::Value::String(label));
+                }
+                None => {
+                    map.remove("label");
+                }
+            }
+        }
         // The registry_state row lock orders ids by commit: a follower never skips one.
         let id: i64 = sqlx::query_scalar(
             "UPDATE registry_state SET audit_seq = audit_seq + 1 WHERE id = 1 RETURNING audit_seq",
@@ -497,7 +517,7 @@ impl Registry {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.db_err(e))?;
-        let suites: Vec<u8> = keys.iter().map(|k| k.suite as u8).collect();
+        let suites: Vec<&str> = keys.iter().map(|k| k.suite.name()).collect();
         self.append_audit(
             &mut tx,
             now,

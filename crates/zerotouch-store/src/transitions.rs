@@ -18,7 +18,7 @@ const EXPIRED_REFUSALS_PRUNED_PER_AUDIT: i64 = 16;
 /// One state transition the daemon records. The single-call methods
 /// ([`Registry::record_announced`] and the others) document each one's effect;
 /// [`Registry::record_batch`] applies many with the same effects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// An allowlisted device announced itself from `mac`.
     Announced {
@@ -39,6 +39,8 @@ pub enum Transition {
     ConfigDelivered {
         /// The device.
         key_hash: KeyHash,
+        /// The profile the configuration was made from (recorded in the audit record).
+        profile: Option<String>,
     },
     /// The device reported a successful join.
     Joined {
@@ -67,7 +69,7 @@ impl Transition {
         match self {
             Self::Announced { key_hash, .. }
             | Self::Authenticated { key_hash, .. }
-            | Self::ConfigDelivered { key_hash }
+            | Self::ConfigDelivered { key_hash, .. }
             | Self::Joined { key_hash }
             | Self::JoinFailed { key_hash, .. }
             | Self::Refused { key_hash, .. } => key_hash,
@@ -243,6 +245,22 @@ impl Registry {
     pub async fn record_config_delivered(&self, key_hash: &KeyHash) -> Result<(), StoreError> {
         self.record_one(Transition::ConfigDelivered {
             key_hash: *key_hash,
+            profile: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// As [`Registry::record_config_delivered`], naming the profile the configuration was
+    /// made from in the audit record.
+    pub async fn record_config_delivered_from(
+        &self,
+        key_hash: &KeyHash,
+        profile: &str,
+    ) -> Result<(), StoreError> {
+        self.record_one(Transition::ConfigDelivered {
+            key_hash: *key_hash,
+            profile: Some(profile.to_string()),
         })
         .await
         .map(drop)
@@ -340,14 +358,17 @@ impl Registry {
                 json!({ "mac": mac.to_string() }),
                 TransitionOutcome::Recorded,
             ),
-            Transition::ConfigDelivered { .. } => (
+            Transition::ConfigDelivered { profile, .. } => (
                 sqlx::query(
                     "UPDATE devices SET updated_at = $1, last_event_at = $2, last_event = 'config-delivered' WHERE key_hash = $3 AND state <> 'revoked'",
                 )
                 .bind(now)
                 .bind(now),
                 AuditKind::ConfigDelivered,
-                json!({}),
+                match profile {
+                    Some(profile) => json!({ "profile": profile }),
+                    None => json!({}),
+                },
                 TransitionOutcome::Recorded,
             ),
             Transition::Joined { .. } => (
@@ -647,7 +668,10 @@ mod tests {
                 key_hash: k,
                 mac: None,
             },
-            Transition::ConfigDelivered { key_hash: k },
+            Transition::ConfigDelivered {
+                key_hash: k,
+                profile: None,
+            },
             Transition::Refused {
                 key_hash: k,
                 mac: MAC,

@@ -514,7 +514,7 @@ async fn exercise_registry(url: &str) {
             mac: MAC,
         },
         Transition::Authenticated { key_hash: batch_a, mac: None },
-        Transition::ConfigDelivered { key_hash: batch_a },
+        Transition::ConfigDelivered { key_hash: batch_a, profile: None },
         Transition::Joined { key_hash: batch_a },
         Transition::Joined { key_hash: batch_a },
         Transition::Authenticated { key_hash: batch_b, mac: None },

@@ -100,7 +100,7 @@ fn registry_path_per_provisioning(devices: usize, batch: usize) -> Duration {
                 }
                 let delivered: Vec<_> = hashes
                     .iter()
-                    .map(|&h| Transition::ConfigDelivered { key_hash: h })
+                    .map(|&h| Transition::ConfigDelivered { key_hash: h, profile: None })
                     .collect();
                 registry.record_batch(&delivered).await.expect("delivered");
                 let joined: Vec<_> = hashes

@@ -506,3 +506,61 @@ fn log_follow_streams_new_events_as_json_lines() {
     child.kill().expect("kill");
     child.wait().expect("wait");
 }
+
+/// `zerotouch log` for people (issue 11, friction 3): aligned columns, suite names, the
+/// default profile by name (not `null`), the label a device had when each event happened,
+/// and `--device` with a label the device no longer has.
+#[test]
+fn log_is_aligned_and_shows_the_label_of_the_time() {
+    let env = Env::new();
+    env.ok(&["fleet", "init"]);
+    let devices = env.keygen("keys", 2, "d-");
+    let uris = uris(&devices);
+    let long = "a-much-longer-label";
+    env.ok(&["allow", "add", &uris[0], "--label", "door-17"]);
+    env.ok(&["allow", "add", &uris[1], "--label", long]);
+    env.ok(&["allow", "revoke", "door-17"]);
+    env.ok(&["allow", "add", &uris[0], "--label", "door-18"]);
+
+    let log = env.ok(&["log"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() >= 5, "{log}");
+    // time (20) | kind (17) | key hash (16) | label (longest) | detail, two spaces apart.
+    let (kind_at, key_at, label_at) = (22, 22 + 17 + 2, 22 + 17 + 2 + 16 + 2);
+    let detail_at = label_at + long.len() + 2;
+    for line in &lines {
+        assert_eq!(&line[20..22], "  ", "{line}");
+        let kind = line[kind_at..kind_at + 17].trim_end();
+        assert!(!kind.is_empty() && !kind.contains(' '), "{line}");
+        assert_eq!(&line[key_at - 2..key_at], "  ", "{line}");
+        let key = line[key_at..key_at + 16].trim_end();
+        assert!(key == "-" || key.len() == 16, "{line}");
+        if line.len() > detail_at {
+            assert_eq!(&line[detail_at - 2..detail_at], "  ", "{line}");
+            assert_ne!(&line[detail_at..detail_at + 1], " ", "{line}");
+        }
+        assert!(!line.contains("null"), "{line}");
+    }
+    let fleet = lines.iter().find(|l| l.contains("fleet-initialized")).expect("fleet");
+    assert!(fleet.contains("suites=ed25519"), "{fleet}");
+    let allowed: Vec<&&str> = lines.iter().filter(|l| l.contains(" allowed ")).collect();
+    assert_eq!(allowed.len(), 3, "{log}");
+    assert!(allowed[0].contains("door-17"), "{}", allowed[0]);
+    assert!(allowed[0].contains("suite=ed25519"), "{}", allowed[0]);
+    assert!(allowed[0].contains("profile=default"), "{}", allowed[0]);
+    assert!(allowed[2].contains("door-18"), "{}", allowed[2]);
+    let revoked = lines.iter().find(|l| l.contains(" revoked ")).expect("revoked");
+    assert!(revoked.contains("door-17"), "the label of the time: {revoked}");
+
+    // The device by the label it had: its whole history, each event with its label then.
+    let by_old = env.ok(&["log", "--device", "door-17"]);
+    let by_new = env.ok(&["log", "--device", "door-18"]);
+    assert_eq!(by_old, by_new);
+    assert_eq!(by_old.lines().count(), 3, "{by_old}");
+    assert!(by_old.lines().next().expect("first").contains("door-17"));
+    assert!(by_old.lines().last().expect("last").contains("door-18"));
+    let json = env.ok(&["--json", "log", "--device", "door-17", "-n", "1"]);
+    let last: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    assert_eq!(last["label"], "door-18");
+    env.fails(&["log", "--device", "door-99"], 3);
+}

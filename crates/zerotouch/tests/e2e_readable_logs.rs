@@ -1,6 +1,6 @@
 //! The daemon's log is read by people (issue 11, friction 2): a device the registry knows
 //! by a label is named by it beside its key hash, and a log that is not a terminal carries
-//! no ANSI colour.
+//! no ANSI colour. The audit log names the profile a device was actually sent (friction 3).
 
 mod e2e_support;
 
@@ -63,4 +63,12 @@ fn daemon_log_lines_name_devices_by_label_and_carry_no_colour_into_a_file() {
 
     let raw = daemon.log_text();
     assert!(!raw.contains('\u{1b}'), "colour codes in a log file:\n{raw:?}");
+
+    // `zerotouch log` names the profile each device was actually sent, and its label then.
+    let audit = env.ok(&["log"]);
+    let delivered = lines(&audit, "config-delivered");
+    assert_eq!(delivered.len(), 2, "{audit}");
+    assert!(delivered.iter().all(|l| l.contains("profile=default")), "{audit}");
+    assert!(delivered.iter().any(|l| l.contains(label)), "{audit}");
+    assert!(!audit.contains("null"), "{audit}");
 }

@@ -56,7 +56,7 @@ pub async fn run(args: LogArgs, ctx: &Context) -> Result<(), AppError> {
         .map(|t| parse_when(t, Direction::Past, "--since"))
         .transpose()?;
     let key_hash = match &args.device {
-        Some(what) => Some(find_device(&registry, what).await?.key_hash),
+        Some(what) => Some(device_of(&registry, what).await?),
         None => None,
     };
     let filter = AuditFilter {
@@ -64,6 +64,7 @@ pub async fn run(args: LogArgs, ctx: &Context) -> Result<(), AppError> {
         limit: Some(PAGE),
     };
     let mut labels = labels(&registry).await?;
+    let mut columns = Columns::default();
 
     // The backlog, oldest first; with --limit only the newest N are kept.
     let mut backlog: VecDeque<AuditEvent> = VecDeque::new();
@@ -81,8 +82,9 @@ pub async fn run(args: LogArgs, ctx: &Context) -> Result<(), AppError> {
             }
         }
     }
+    columns.fit(backlog.iter(), &labels);
     for event in &backlog {
-        print_event(event, &labels, ctx)?;
+        print_event(event, &labels, &columns, ctx)?;
     }
     if !args.follow {
         if backlog.is_empty() && !ctx.json {
@@ -109,7 +111,7 @@ pub async fn run(args: LogArgs, ctx: &Context) -> Result<(), AppError> {
                 labels = self::labels(&registry).await?;
             }
             for event in &page {
-                print_event(event, &labels, ctx)?;
+                print_event(event, &labels, &columns, ctx)?;
             }
         }
     }
@@ -125,15 +127,159 @@ async fn labels(registry: &Registry) -> Result<HashMap<KeyHash, Option<String>>,
         .collect())
 }
 
+/// The device of `--device`: a device by its label or key-hash prefix now, or else the one
+/// device that had this label when an audit record was written (a label it no longer has).
+async fn device_of(registry: &Registry, what: &str) -> Result<KeyHash, AppError> {
+    let error = match find_device(registry, what).await {
+        Ok(device) => return Ok(device.key_hash),
+        Err(error @ AppError::NotFound(_)) => error,
+        Err(error) => return Err(error),
+    };
+    let filter = AuditFilter {
+        key_hash: None,
+        limit: Some(PAGE),
+    };
+    let mut holders: Vec<KeyHash> = Vec::new();
+    let mut last_id = 0;
+    loop {
+        let page = registry.audit_since(last_id, &filter).await?;
+        let Some(last) = page.last() else { break };
+        last_id = last.id;
+        for event in &page {
+            if let Some(key) = event.key_hash
+                && event.detail.get("label").and_then(serde_json::Value::as_str) == Some(what)
+                && !holders.contains(&key)
+            {
+                holders.push(key);
+            }
+        }
+    }
+    match holders.as_slice() {
+        [] => Err(error),
+        [key] => Ok(*key),
+        several => Err(AppError::Conflict(format!(
+            "{what:?} was the label of {} devices: give a key-hash prefix. Candidates:\n{}",
+            several.len(),
+            several
+                .iter()
+                .map(|k| format!("  {k}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))),
+    }
+}
+
+/// The widths of the text columns.
+#[derive(Default)]
+struct Columns {
+    label: usize,
+}
+
+/// Width of the event column: the longest kind the registry writes (`fleet-initialized`).
+const KIND_WIDTH: usize = 17;
+/// Hex digits of the key hash shown (enough to name a device; `--json` has all of it).
+const KEY_DIGITS: usize = 16;
+
+impl Columns {
+    /// Makes the label column as wide as the longest label of `events` and of the devices.
+    fn fit<'a>(
+        &mut self,
+        events: impl Iterator<Item = &'a AuditEvent>,
+        labels: &HashMap<KeyHash, Option<String>>,
+    ) {
+        let known = labels.values().flatten().map(|l| l.chars().count());
+        let recorded = events.filter_map(|e| recorded_label(e).map(|l| l.chars().count()));
+        self.label = known.chain(recorded).max().unwrap_or(1).max(1);
+    }
+}
+
+/// The label recorded with the event (the device's label at the time), if any.
+fn recorded_label(event: &AuditEvent) -> Option<&str> {
+    event.detail.get("label").and_then(serde_json::Value::as_str)
+}
+
+/// A suite number as its name (older records carry numbers).
+fn suite_name(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u8::try_from(n).ok())
+            .and_then(zerotouch_proto::SuiteId::from_u8)
+            .map(|s| s.name().to_string())
+            .or_else(|| Some(n.to_string())),
+        serde_json::Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// One detail value as text: strings bare unless they need quotes, lists comma-separated.
+fn value_text(key: &str, value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    Some(match (key, value) {
+        (_, Value::Null) => return None,
+        ("suite", v) => suite_name(v)?,
+        ("suites", Value::Array(items)) => items
+            .iter()
+            .filter_map(suite_name)
+            .collect::<Vec<_>>()
+            .join(","),
+        ("expires_at", Value::Number(n)) => n.as_i64().map_or_else(|| n.to_string(), format_time),
+        ("keys", Value::Array(items)) => items
+            .iter()
+            .map(|item| match (item.get("key").and_then(Value::as_str), item.get("count")) {
+                (Some(key), Some(count)) => {
+                    format!("{}:{count}", key.get(..KEY_DIGITS).unwrap_or(key))
+                }
+                _ => item.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        (_, Value::String(s)) => {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c == '"' || c == '=') {
+                Value::String(s.clone()).to_string()
+            } else {
+                s.clone()
+            }
+        }
+        (_, Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        (_, other) => other.to_string(),
+    })
+}
+
+/// The detail as `key=value` pairs (the label is in its own column).
+fn detail_text(detail: &serde_json::Value) -> String {
+    match detail {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(key, _)| key.as_str() != "label")
+            .filter_map(|(key, value)| value_text(key, value).map(|v| format!("{key}={v}")))
+            .collect::<Vec<_>>()
+            .join(" "),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 fn print_event(
     event: &AuditEvent,
     labels: &HashMap<KeyHash, Option<String>>,
+    columns: &Columns,
     ctx: &Context,
 ) -> Result<(), AppError> {
-    let label = event
-        .key_hash
-        .and_then(|k| labels.get(&k))
-        .and_then(Option::as_deref);
+    // The label of the time if the record has it, else the device's label now.
+    let label = recorded_label(event).or_else(|| {
+        event
+            .key_hash
+            .and_then(|k| labels.get(&k))
+            .and_then(Option::as_deref)
+    });
     if ctx.json {
         // One object per line, so `--follow --json` streams.
         return print_json(&EventView {
@@ -146,21 +292,17 @@ fn print_event(
             detail: &event.detail,
         });
     }
-    let device = match event.key_hash {
-        Some(key) => format!("{} {}", &key.to_string()[..16], label.unwrap_or("-")),
-        None => "-".into(),
-    };
-    let detail = match &event.detail {
-        serde_json::Value::Object(map) if map.is_empty() => String::new(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    };
-    write_stdout(
-        format!(
-            "{}  {:<16}  {device}  {detail}",
-            format_time(event.at_ms),
-            event.kind.name()
-        )
-        .trim_end(),
-    )
+    let key = event.key_hash.map_or_else(
+        || "-".to_string(),
+        |k| k.to_string()[..KEY_DIGITS].to_string(),
+    );
+    let line = format!(
+        "{}  {:<KIND_WIDTH$}  {key:<KEY_DIGITS$}  {:<width$}  {}",
+        format_time(event.at_ms),
+        event.kind.name(),
+        label.unwrap_or("-"),
+        detail_text(&event.detail),
+        width = columns.label,
+    );
+    write_stdout(line.trim_end())
 }

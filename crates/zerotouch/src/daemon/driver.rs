@@ -119,6 +119,8 @@ pub enum RegistryJob {
     Delivered {
         /// The device.
         key: KeyHash,
+        /// The profile the configuration was made from.
+        profile: Option<String>,
     },
     /// The device reported its join: persist, then confirm.
     JoinReported {
@@ -148,6 +150,8 @@ pub enum JobOutcome {
         session: SessionId,
         /// The encoded configuration object, or why there is none.
         config: Result<Zeroizing<Vec<u8>>, String>,
+        /// The profile it was made from.
+        profile: Option<String>,
     },
     /// A join report was committed to the registry (`true`), or could not be (`false`:
     /// the device is not confirmed, keeps its report pending and retries later).
@@ -219,6 +223,8 @@ pub struct ConfiguratorDriver<R> {
     session_keys: HashMap<u32, KeyHash>,
     /// The digest of the configuration delivered in each session.
     session_digests: HashMap<u32, [u8; 32]>,
+    /// The profile of the configuration handed to each session.
+    session_profiles: HashMap<u32, String>,
     /// Sessions declined by the backoff (their end is not news).
     held_sessions: std::collections::HashSet<u32>,
     failure_backoff_ms: u64,
@@ -239,6 +245,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             held: HashMap::new(),
             session_keys: HashMap::new(),
             session_digests: HashMap::new(),
+            session_profiles: HashMap::new(),
             held_sessions: std::collections::HashSet::new(),
             failure_backoff_ms: DEFAULT_FAILURE_BACKOFF_MS,
             refusals: None,
@@ -339,6 +346,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             JobOutcome::Config {
                 session,
                 config: Ok(bytes),
+                profile,
             } => {
                 use sha2::Digest as _;
                 let digest: [u8; 32] = sha2::Sha256::digest(bytes.as_slice()).into();
@@ -365,6 +373,9 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                     Ok(()) => {
                         self.stats.configs_provided += 1;
                         self.session_digests.insert(session.0, digest);
+                        if let Some(profile) = profile {
+                            self.session_profiles.insert(session.0, profile);
+                        }
                     }
                     Err(err) => {
                         tracing::debug!(session = session.0, %err, "configuration not delivered")
@@ -374,6 +385,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             JobOutcome::Config {
                 session,
                 config: Err(why),
+                ..
             } => {
                 tracing::warn!(session = session.0, reason = %why, "declining the device: no configuration");
                 self.stats.declined += 1;
@@ -572,9 +584,10 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 self.jobs
                     .push_back(RegistryJob::FetchConfig { session, key, src });
             }
-            ConfiguratorEvent::ConfigDelivered { key, .. } => {
-                device_event!(self, key = %key, label = self.allowlist.label(&key), "configuration delivered");
-                self.jobs.push_back(RegistryJob::Delivered { key });
+            ConfiguratorEvent::ConfigDelivered { session, key } => {
+                let profile = self.session_profiles.remove(&session.0);
+                device_event!(self, key = %key, label = self.allowlist.label(&key), profile = profile.as_deref(), "configuration delivered");
+                self.jobs.push_back(RegistryJob::Delivered { key, profile });
             }
             ConfiguratorEvent::JoinReported {
                 session,
@@ -616,6 +629,7 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
             } => {
                 self.session_keys.remove(&session.0);
                 self.session_digests.remove(&session.0);
+                self.session_profiles.remove(&session.0);
                 if self.held_sessions.remove(&session.0) {
                     return;
                 }
@@ -699,17 +713,25 @@ pub async fn execute(registry: &Registry, job: RegistryJob) -> JobOutcome {
             session, key, src, ..
         } => {
             // Revoked since the snapshot: the registry refuses, and the device gets nothing.
-            let config = match registry.record_authenticated_from(&key, src).await {
+            let (config, profile) = match registry.record_authenticated_from(&key, src).await {
                 Ok(()) => match registry.device_config(&key).await {
-                    Ok(plan) => encode_plan(&plan),
-                    Err(err) => Err(err.to_string()),
+                    Ok(plan) => (encode_plan(&plan), Some(plan.profile)),
+                    Err(err) => (Err(err.to_string()), None),
                 },
-                Err(err) => Err(err.to_string()),
+                Err(err) => (Err(err.to_string()), None),
             };
-            JobOutcome::Config { session, config }
+            JobOutcome::Config {
+                session,
+                config,
+                profile,
+            }
         }
-        RegistryJob::Delivered { key } => {
-            if let Err(err) = registry.record_config_delivered(&key).await {
+        RegistryJob::Delivered { key, profile } => {
+            let recorded = match &profile {
+                Some(profile) => registry.record_config_delivered_from(&key, profile).await,
+                None => registry.record_config_delivered(&key).await,
+            };
+            if let Err(err) = recorded {
                 tracing::warn!(key = %key, %err, "could not record the delivery");
             }
             JobOutcome::Recorded
@@ -763,27 +785,30 @@ pub const MAX_BATCH: usize = 256;
 
 /// The registry transition a job records, if any.
 fn transition_of(job: &RegistryJob) -> Option<Transition> {
-    Some(match *job {
+    Some(match job {
         RegistryJob::Announced { .. }
         | RegistryJob::Refused { .. }
         | RegistryJob::RefusalSummary(_) => return None,
         RegistryJob::FetchConfig { key, src, .. } => Transition::Authenticated {
-            key_hash: key,
-            mac: Some(src),
+            key_hash: *key,
+            mac: Some(*src),
         },
-        RegistryJob::Delivered { key } => Transition::ConfigDelivered { key_hash: key },
+        RegistryJob::Delivered { key, profile } => Transition::ConfigDelivered {
+            key_hash: *key,
+            profile: profile.clone(),
+        },
         RegistryJob::JoinReported {
             key,
             result: Ok(()),
             ..
-        } => Transition::Joined { key_hash: key },
+        } => Transition::Joined { key_hash: *key },
         RegistryJob::JoinReported {
             key,
             result: Err(reason),
             ..
         } => Transition::JoinFailed {
-            key_hash: key,
-            reason,
+            key_hash: *key,
+            reason: *reason,
         },
         RegistryJob::SessionFailed { .. } => return None,
     })
@@ -802,7 +827,7 @@ pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<J
         return outcomes;
     }
     let transitions: Vec<Option<Transition>> = jobs.iter().map(transition_of).collect();
-    let list: Vec<Transition> = transitions.iter().flatten().copied().collect();
+    let list: Vec<Transition> = transitions.iter().flatten().cloned().collect();
     let results = match registry.record_batch(&list).await {
         Ok(results) if results.len() == list.len() => results,
         Ok(_) | Err(_) => {
@@ -831,15 +856,19 @@ pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<J
         );
         outcomes.push(match job {
             RegistryJob::FetchConfig { session, key, .. } => {
-                let config = if refused_by_registry {
-                    Err(format!("device {key} is no longer allowlisted"))
+                let (config, profile) = if refused_by_registry {
+                    (Err(format!("device {key} is no longer allowlisted")), None)
                 } else {
                     match registry.device_config(&key).await {
-                        Ok(plan) => encode_plan(&plan),
-                        Err(err) => Err(err.to_string()),
+                        Ok(plan) => (encode_plan(&plan), Some(plan.profile)),
+                        Err(err) => (Err(err.to_string()), None),
                     }
                 };
-                JobOutcome::Config { session, config }
+                JobOutcome::Config {
+                    session,
+                    config,
+                    profile,
+                }
             }
             RegistryJob::JoinReported { session, key, .. } => {
                 if refused_by_registry {
