@@ -180,9 +180,10 @@ pub struct DriverStats {
     pub join_failed: u64,
     /// Sessions that ended without a report.
     pub sessions_failed: u64,
-    /// Of those, sessions whose Response did not verify after a verified Announce. The
-    /// Response is not authenticated (anyone who heard the Challenge can send one), so this is
-    /// a counter, not evidence against the device.
+    /// Of those, sessions whose Response opened under the keys of the device's verified
+    /// Announce but whose identity signature (sig_E) did not verify: a fault of the device
+    /// (its firmware or key storage), not a forged frame and not a clone (a clone has the
+    /// key and signs correctly).
     pub bad_proofs: u64,
     /// Refusal summary records queued.
     pub refusal_summaries: u64,
@@ -635,9 +636,12 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
                 }
                 self.stats.sessions_failed += 1;
                 if reason == SessionFailure::BadProof {
+                    // Rare and the device's own fault: worth a warning, never an alarm.
                     self.stats.bad_proofs += 1;
+                    tracing::warn!(key = %key, label = self.allowlist.label(&key), reason = failure_words(reason), "session ended without a join report");
+                } else {
+                    device_event!(self, key = %key, label = self.allowlist.label(&key), reason = failure_words(reason), "session ended without a join report");
                 }
-                device_event!(self, key = %key, label = self.allowlist.label(&key), reason = failure_words(reason), "session ended without a join report");
                 self.jobs
                     .push_back(RegistryJob::SessionFailed { key, reason });
             }
@@ -646,12 +650,16 @@ impl<R: rand_core::CryptoRng> ConfiguratorDriver<R> {
 }
 
 /// What a session failure means, in words for the log. A failed proof is said for what it
-/// is: the Announce was the device's (verified), the Response was not authenticated.
+/// is: the Announce was verified (signed by the device's identity key, over its ephemeral
+/// key), the Response opened under the keys of that ephemeral, and only the identity
+/// signature inside it failed. Nobody without the device's ephemeral secret can get that
+/// far (a forged or replayed Response fails the AEAD and is dropped without a word), so it
+/// is a fault of the device, not an attack and not a clone.
 pub fn failure_words(reason: SessionFailure) -> &'static str {
     match reason {
         SessionFailure::Timeout => "timeout: the device stopped answering",
         SessionFailure::BadProof => {
-            "bad proof: a Response after the device's verified Announce did not verify (unauthenticated frame: relayed, forged or corrupted; not evidence against the device)"
+            "bad proof: the device's Announce verified, but the identity signature in its Response did not (a device fault: firmware or key storage; not a forged frame, not a clone)"
         }
         SessionFailure::Revoked => "revoked during the session",
         SessionFailure::Declined => "declined",
@@ -895,4 +903,24 @@ pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<J
         });
     }
     outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_proof_is_worded_as_a_device_fault_after_a_verified_announce() {
+        let words = failure_words(SessionFailure::BadProof);
+        assert!(words.contains("Announce verified"), "{words}");
+        assert!(words.contains("device fault"), "{words}");
+        assert!(words.contains("not a clone"), "{words}");
+        for reason in [
+            SessionFailure::Timeout,
+            SessionFailure::Revoked,
+            SessionFailure::Declined,
+        ] {
+            assert!(!failure_words(reason).contains("clone"));
+        }
+    }
 }
