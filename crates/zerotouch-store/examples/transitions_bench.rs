@@ -146,7 +146,10 @@ async fn provision_batch(registry: &Registry, keys: &[KeyHash]) -> Result<(), St
                     key_hash,
                     mac: Addr([2, 0, 0, 0, 0, 1]),
                 },
-                Transition::Authenticated { key_hash, mac: None },
+                Transition::Authenticated {
+                    key_hash,
+                    mac: None,
+                },
             ]
         })
         .collect();
@@ -162,7 +165,10 @@ async fn provision_batch(registry: &Registry, keys: &[KeyHash]) -> Result<(), St
         .iter()
         .flat_map(|&key_hash| {
             [
-                Transition::ConfigDelivered { key_hash, profile: None },
+                Transition::ConfigDelivered {
+                    key_hash,
+                    profile: None,
+                },
                 Transition::Joined { key_hash },
             ]
         })

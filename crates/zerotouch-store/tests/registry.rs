@@ -513,11 +513,20 @@ async fn exercise_registry(url: &str) {
             key_hash: batch_a,
             mac: MAC,
         },
-        Transition::Authenticated { key_hash: batch_a, mac: None },
-        Transition::ConfigDelivered { key_hash: batch_a, profile: None },
+        Transition::Authenticated {
+            key_hash: batch_a,
+            mac: None,
+        },
+        Transition::ConfigDelivered {
+            key_hash: batch_a,
+            profile: None,
+        },
         Transition::Joined { key_hash: batch_a },
         Transition::Joined { key_hash: batch_a },
-        Transition::Authenticated { key_hash: batch_b, mac: None },
+        Transition::Authenticated {
+            key_hash: batch_b,
+            mac: None,
+        },
         Transition::JoinFailed {
             key_hash: batch_b,
             reason: FailureReason::AuthFailed,

@@ -86,7 +86,10 @@ fn registry_path_per_provisioning(devices: usize, batch: usize) -> Duration {
                     .flat_map(|&h| {
                         [
                             Transition::Announced { key_hash: h, mac },
-                            Transition::Authenticated { key_hash: h, mac: None },
+                            Transition::Authenticated {
+                                key_hash: h,
+                                mac: None,
+                            },
                         ]
                     })
                     .collect();
@@ -100,7 +103,10 @@ fn registry_path_per_provisioning(devices: usize, batch: usize) -> Duration {
                 }
                 let delivered: Vec<_> = hashes
                     .iter()
-                    .map(|&h| Transition::ConfigDelivered { key_hash: h, profile: None })
+                    .map(|&h| Transition::ConfigDelivered {
+                        key_hash: h,
+                        profile: None,
+                    })
                     .collect();
                 registry.record_batch(&delivered).await.expect("delivered");
                 let joined: Vec<_> = hashes

@@ -541,7 +541,10 @@ fn log_is_aligned_and_shows_the_label_of_the_time() {
         }
         assert!(!line.contains("null"), "{line}");
     }
-    let fleet = lines.iter().find(|l| l.contains("fleet-initialized")).expect("fleet");
+    let fleet = lines
+        .iter()
+        .find(|l| l.contains("fleet-initialized"))
+        .expect("fleet");
     assert!(fleet.contains("suites=ed25519"), "{fleet}");
     let allowed: Vec<&&str> = lines.iter().filter(|l| l.contains(" allowed ")).collect();
     assert_eq!(allowed.len(), 3, "{log}");
@@ -549,8 +552,14 @@ fn log_is_aligned_and_shows_the_label_of_the_time() {
     assert!(allowed[0].contains("suite=ed25519"), "{}", allowed[0]);
     assert!(allowed[0].contains("profile=default"), "{}", allowed[0]);
     assert!(allowed[2].contains("door-18"), "{}", allowed[2]);
-    let revoked = lines.iter().find(|l| l.contains(" revoked ")).expect("revoked");
-    assert!(revoked.contains("door-17"), "the label of the time: {revoked}");
+    let revoked = lines
+        .iter()
+        .find(|l| l.contains(" revoked "))
+        .expect("revoked");
+    assert!(
+        revoked.contains("door-17"),
+        "the label of the time: {revoked}"
+    );
 
     // The device by the label it had: its whole history, each event with its label then.
     let by_old = env.ok(&["log", "--device", "door-17"]);

@@ -123,10 +123,19 @@ fn allow_import_and_revoke_race_the_daemon_and_take_effect_without_restart() {
         // Refusals are unauthenticated: summed up (at shutdown here) in one record that
         // names the keys, attached to no device.
         let all = registry
-            .audit_since(0, &AuditFilter { key_hash: None, limit: Some(100_000) })
+            .audit_since(
+                0,
+                &AuditFilter {
+                    key_hash: None,
+                    limit: Some(100_000),
+                },
+            )
             .await
             .expect("audit");
-        let summaries: Vec<_> = all.iter().filter(|e| e.kind == AuditKind::Refused).collect();
+        let summaries: Vec<_> = all
+            .iter()
+            .filter(|e| e.kind == AuditKind::Refused)
+            .collect();
         assert_eq!(summaries.len(), 1, "{summaries:?}");
         let detail = &summaries[0].detail;
         assert!(detail["refused"].as_u64().expect("refused") >= refused_before + REVOKED as u64);

@@ -31,7 +31,11 @@ fn daemon_log_lines_name_devices_by_label_and_carry_no_colour_into_a_file() {
         "--label",
         label,
     ]);
-    env.ok(&["allow", "add", &dpp_uri(&unlabelled, UdpFleet::addr_of(&unlabelled))]);
+    env.ok(&[
+        "allow",
+        "add",
+        &dpp_uri(&unlabelled, UdpFleet::addr_of(&unlabelled)),
+    ]);
     let labelled_key = labelled.public_key().key_hash().to_string();
     let unlabelled_key = unlabelled.public_key().key_hash().to_string();
 
@@ -48,7 +52,10 @@ fn daemon_log_lines_name_devices_by_label_and_carry_no_colour_into_a_file() {
             "no label beside the key: {}",
             with_key[0]
         );
-        let without: Vec<_> = found.iter().filter(|l| l.contains(&unlabelled_key)).collect();
+        let without: Vec<_> = found
+            .iter()
+            .filter(|l| l.contains(&unlabelled_key))
+            .collect();
         assert_eq!(without.len(), 1, "{needle}:\n{log}");
         assert!(!without[0].contains("label="), "{}", without[0]);
     }
@@ -62,13 +69,19 @@ fn daemon_log_lines_name_devices_by_label_and_carry_no_colour_into_a_file() {
     assert_eq!(daemon.terminate(), Some(130));
 
     let raw = daemon.log_text();
-    assert!(!raw.contains('\u{1b}'), "colour codes in a log file:\n{raw:?}");
+    assert!(
+        !raw.contains('\u{1b}'),
+        "colour codes in a log file:\n{raw:?}"
+    );
 
     // `zerotouch log` names the profile each device was actually sent, and its label then.
     let audit = env.ok(&["log"]);
     let delivered = lines(&audit, "config-delivered");
     assert_eq!(delivered.len(), 2, "{audit}");
-    assert!(delivered.iter().all(|l| l.contains("profile=default")), "{audit}");
+    assert!(
+        delivered.iter().all(|l| l.contains("profile=default")),
+        "{audit}"
+    );
     assert!(delivered.iter().any(|l| l.contains(label)), "{audit}");
     assert!(!audit.contains("null"), "{audit}");
 }

@@ -24,7 +24,7 @@ fn copy(identity: &SigningIdentity) -> SigningIdentity {
 /// The columns an announcement could have touched.
 fn touched(device: &Device) -> impl PartialEq + std::fmt::Debug + use<> {
     (
-        device.state.clone(),
+        device.state,
         device.last_mac,
         device.last_event.clone(),
         device.last_event_at_ms,
@@ -44,7 +44,11 @@ fn spoofed_and_refused_announcements_change_no_registry_row() {
         dpp_uri(&revoked, UdpFleet::addr_of(&revoked)),
     ];
     write_uri_file(&env.path("devices.txt"), &uris);
-    env.ok(&["allow", "import", &env.path("devices.txt").to_string_lossy()]);
+    env.ok(&[
+        "allow",
+        "import",
+        &env.path("devices.txt").to_string_lossy(),
+    ]);
     let revoked_key = revoked.public_key().key_hash();
     env.ok(&["allow", "revoke", &revoked_key.to_string()]);
     let device_key = device.public_key().key_hash();
@@ -62,7 +66,13 @@ fn spoofed_and_refused_announcements_change_no_registry_row() {
                 rows.push(touched(&row));
             }
             let audit = registry
-                .audit_since(0, &AuditFilter { key_hash: None, limit: Some(100_000) })
+                .audit_since(
+                    0,
+                    &AuditFilter {
+                        key_hash: None,
+                        limit: Some(100_000),
+                    },
+                )
                 .await
                 .expect("audit");
             registry.close().await;
@@ -98,7 +108,10 @@ fn spoofed_and_refused_announcements_change_no_registry_row() {
     }
 
     let (after, audit_after) = rows();
-    assert_eq!(before, after, "an unauthenticated announcement changed a device row");
+    assert_eq!(
+        before, after,
+        "an unauthenticated announcement changed a device row"
+    );
     assert_eq!(
         audit_before.len(),
         audit_after.len(),
@@ -114,17 +127,33 @@ fn spoofed_and_refused_announcements_change_no_registry_row() {
 
     runtime.block_on(async {
         let registry = env.open_registry().await;
-        let row = registry.get_device(&device_key).await.expect("get").expect("row");
+        let row = registry
+            .get_device(&device_key)
+            .await
+            .expect("get")
+            .expect("row");
         assert_eq!(row.last_mac, Some(UdpFleet::addr_of(&device)));
-        let revoked_row = registry.get_device(&revoked_key).await.expect("get").expect("row");
+        let revoked_row = registry
+            .get_device(&revoked_key)
+            .await
+            .expect("get")
+            .expect("row");
         assert_eq!(revoked_row.last_mac, None, "a refused frame set last_mac");
         let audit = registry
-            .audit_since(0, &AuditFilter { key_hash: None, limit: Some(100_000) })
+            .audit_since(
+                0,
+                &AuditFilter {
+                    key_hash: None,
+                    limit: Some(100_000),
+                },
+            )
             .await
             .expect("audit");
         let spoofed = SPOOFED.to_string();
         assert!(
-            audit.iter().all(|e| !e.detail.to_string().contains(&spoofed)),
+            audit
+                .iter()
+                .all(|e| !e.detail.to_string().contains(&spoofed)),
             "the spoofed address reached the audit log"
         );
         let authenticated: Vec<_> = audit
@@ -136,8 +165,15 @@ fn spoofed_and_refused_announcements_change_no_registry_row() {
             authenticated[0].detail["mac"],
             UdpFleet::addr_of(&device).to_string()
         );
-        let refusals: Vec<_> = audit.iter().filter(|e| e.kind == AuditKind::Refused).collect();
-        assert_eq!(refusals.len(), 1, "one summary record, not one per frame: {refusals:?}");
+        let refusals: Vec<_> = audit
+            .iter()
+            .filter(|e| e.kind == AuditKind::Refused)
+            .collect();
+        assert_eq!(
+            refusals.len(),
+            1,
+            "one summary record, not one per frame: {refusals:?}"
+        );
         let summary = &refusals[0];
         assert_eq!(summary.key_hash, None, "a refusal accuses no device row");
         assert_eq!(summary.detail["unauthenticated"], true);

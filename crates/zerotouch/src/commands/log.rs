@@ -147,7 +147,11 @@ async fn device_of(registry: &Registry, what: &str) -> Result<KeyHash, AppError>
         last_id = last.id;
         for event in &page {
             if let Some(key) = event.key_hash
-                && event.detail.get("label").and_then(serde_json::Value::as_str) == Some(what)
+                && event
+                    .detail
+                    .get("label")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(what)
                 && !holders.contains(&key)
             {
                 holders.push(key);
@@ -195,7 +199,10 @@ impl Columns {
 
 /// The label recorded with the event (the device's label at the time), if any.
 fn recorded_label(event: &AuditEvent) -> Option<&str> {
-    event.detail.get("label").and_then(serde_json::Value::as_str)
+    event
+        .detail
+        .get("label")
+        .and_then(serde_json::Value::as_str)
 }
 
 /// A suite number as its name (older records carry numbers).
@@ -226,12 +233,14 @@ fn value_text(key: &str, value: &serde_json::Value) -> Option<String> {
         ("expires_at", Value::Number(n)) => n.as_i64().map_or_else(|| n.to_string(), format_time),
         ("keys", Value::Array(items)) => items
             .iter()
-            .map(|item| match (item.get("key").and_then(Value::as_str), item.get("count")) {
-                (Some(key), Some(count)) => {
-                    format!("{}:{count}", key.get(..KEY_DIGITS).unwrap_or(key))
-                }
-                _ => item.to_string(),
-            })
+            .map(
+                |item| match (item.get("key").and_then(Value::as_str), item.get("count")) {
+                    (Some(key), Some(count)) => {
+                        format!("{}:{count}", key.get(..KEY_DIGITS).unwrap_or(key))
+                    }
+                    _ => item.to_string(),
+                },
+            )
             .collect::<Vec<_>>()
             .join(","),
         (_, Value::String(s)) => {

@@ -556,7 +556,10 @@ impl Injector {
 
 /// The first Announce a fresh enrollee with `identity` (boot counter `boot_counter`) sends
 /// on channel 6, as a captured frame.
-pub fn captured_announce(identity: SigningIdentity, boot_counter: u32) -> zerotouch_proto::Transmit {
+pub fn captured_announce(
+    identity: SigningIdentity,
+    boot_counter: u32,
+) -> zerotouch_proto::Transmit {
     let settings = EnrolleeSettings {
         identity,
         trust: Trust::FirstUse,
