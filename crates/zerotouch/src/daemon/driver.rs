@@ -908,6 +908,139 @@ pub async fn execute_batch(registry: &Registry, jobs: Vec<RegistryJob>) -> Vec<J
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+    use zerotouch_proto::configurator::{ConfiguratorIdentity, ConfiguratorLimits};
+    use zerotouch_proto::enrollee::{Enrollee, EnrolleeSettings, EnrolleeTiming, Trust};
+    use zerotouch_proto::{ConfiguratorCert, SigningIdentity, SuiteId};
+
+    const CHANNEL: u8 = 6;
+
+    fn driver(allowlist: AllowlistSnapshot) -> ConfiguratorDriver<ChaCha8Rng> {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let owner = SigningIdentity::generate(SuiteId::Ed25519, &mut rng);
+        let identity = SigningIdentity::generate(SuiteId::Ed25519, &mut rng);
+        let cert =
+            ConfiguratorCert::issue(&owner, &identity.public_key(), u32::MAX).expect("certificate");
+        let mut identities = heapless::Vec::new();
+        identities
+            .push(ConfiguratorIdentity {
+                identity,
+                cert,
+                owner: owner.public_key(),
+            })
+            .ok()
+            .expect("one identity");
+        let settings = ConfiguratorSettings {
+            identities,
+            channel: CHANNEL,
+            unix_time: 1_800_000_000,
+            limits: ConfiguratorLimits::default(),
+        };
+        ConfiguratorDriver::new(settings, rng, allowlist)
+    }
+
+    /// The first Announce of a device with `identity`.
+    fn announce(identity: SigningIdentity) -> Vec<u8> {
+        let settings = EnrolleeSettings {
+            identity,
+            trust: Trust::FirstUse,
+            mode: AnnounceMode::New,
+            last_failure: None,
+            last_channel: Some(CHANNEL),
+            known_unix_time: 0,
+            timing: EnrolleeTiming::default(),
+            boot_counter: 1,
+        };
+        let mut enrollee = Enrollee::new(settings, ChaCha8Rng::seed_from_u64(2), 0);
+        enrollee
+            .poll_transmit()
+            .expect("an Announce")
+            .frame
+            .to_vec()
+    }
+
+    #[test]
+    fn a_flood_of_unknown_keys_becomes_one_summary_record_per_window() {
+        let mut driver = driver(AllowlistSnapshot::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let frames: Vec<Vec<u8>> = (0..300)
+            .map(|_| announce(SigningIdentity::generate(SuiteId::Ed25519, &mut rng)))
+            .collect();
+        for (i, frame) in frames.iter().enumerate() {
+            driver.handle_frame(i as u64, Addr([2, 0, 0, 0, (i >> 8) as u8, i as u8]), frame);
+        }
+        let mut jobs = Vec::new();
+        while let Some(job) = driver.poll_job() {
+            jobs.push(job);
+        }
+        assert_eq!(
+            jobs.len(),
+            300,
+            "one in-memory job per refusal, for the metrics"
+        );
+        assert!(
+            jobs.iter().all(|job| transition_of(job).is_none()),
+            "a refusal writes no registry row"
+        );
+        assert!(
+            !jobs
+                .iter()
+                .any(|j| matches!(j, RegistryJob::RefusalSummary(_)))
+        );
+        assert_eq!(driver.stats().refused, 300);
+
+        // The window closes on the driver's own timer: one summary record.
+        let due = driver.poll_timeout().expect("a summary is due");
+        assert!(due <= REFUSAL_SUMMARY_MS, "{due}");
+        driver.handle_timeout(due);
+        let summaries: Vec<RefusalSummary> = std::iter::from_fn(|| driver.poll_job())
+            .filter_map(|job| match job {
+                RegistryJob::RefusalSummary(summary) => Some(summary),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].refused, 300);
+        assert_eq!(summaries[0].distinct_keys, 300);
+        assert_eq!(summaries[0].keys.len(), REFUSAL_SUMMARY_KEYS);
+        // Nothing more is due until another refusal; nothing to flush at shutdown.
+        driver.flush_refusals(due + 1);
+        assert!(driver.poll_job().is_none());
+    }
+
+    #[test]
+    fn an_announcement_records_nothing_and_authentication_records_the_address() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let device = SigningIdentity::generate(SuiteId::Ed25519, &mut rng);
+        let key = device.public_key().key_hash();
+        let mut allowlist = AllowlistSnapshot::default();
+        allowlist.keys.insert(key);
+        let mut driver = driver(allowlist);
+        driver.handle_frame(0, Addr([2, 0xba, 0xd, 0, 0, 1]), &announce(device));
+        let jobs: Vec<RegistryJob> = std::iter::from_fn(|| driver.poll_job()).collect();
+        assert!(
+            matches!(jobs.as_slice(), [RegistryJob::Announced { key: k, .. }] if *k == key),
+            "{jobs:?}"
+        );
+        assert_eq!(
+            transition_of(&jobs[0]),
+            None,
+            "an Announce's address is not recorded"
+        );
+        let authenticated = RegistryJob::FetchConfig {
+            session: SessionId(7),
+            key,
+            src: Addr([2, 0, 0, 0, 0, 2]),
+        };
+        assert_eq!(
+            transition_of(&authenticated),
+            Some(Transition::Authenticated {
+                key_hash: key,
+                mac: Some(Addr([2, 0, 0, 0, 0, 2])),
+            })
+        );
+    }
 
     #[test]
     fn a_bad_proof_is_worded_as_a_device_fault_after_a_verified_announce() {
