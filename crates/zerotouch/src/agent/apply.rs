@@ -279,9 +279,25 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), std::io::Error> 
 /// Files changed by [`apply`], with what they held before, so that a configuration that
 /// did not join can be taken back (the device then keeps what it had, e.g. the old network
 /// of a device being reconfigured).
+///
+/// Only [`Applied::commit`] keeps the changes: dropped any other way (an aborted task, an
+/// early return, a panic) it restores the previous files, so no path leaves credentials of
+/// an attempt that did not end in a commit on disk.
 #[derive(Default)]
+#[must_use = "dropping it restores the previous files; call commit() to keep the changes"]
 pub struct Applied {
     previous: Vec<(PathBuf, Option<Zeroizing<Vec<u8>>>)>,
+}
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        if !self.previous.is_empty() {
+            tracing::warn!(
+                "a configuration was dropped before its commit: restoring the previous files"
+            );
+            self.restore();
+        }
+    }
 }
 
 impl Applied {
@@ -319,9 +335,23 @@ impl Applied {
         Ok(())
     }
 
+    /// The files changed (and, where they existed, their previous contents).
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.previous.iter().map(|(path, _)| path.as_path())
+    }
+
+    /// Keeps the changes: the provisioning is committed.
+    pub fn commit(mut self) {
+        self.previous.clear();
+    }
+
     /// Puts every changed file back as it was (best effort; failures are logged).
-    pub fn rollback(self) {
-        for (path, before) in self.previous.into_iter().rev() {
+    pub fn rollback(mut self) {
+        self.restore();
+    }
+
+    fn restore(&mut self) {
+        for (path, before) in std::mem::take(&mut self.previous).into_iter().rev() {
             let result = match before {
                 Some(bytes) => write_atomic(&path, &bytes),
                 None => std::fs::remove_file(&path).or_else(|e| {
@@ -852,6 +882,34 @@ mod tests {
     }
 
     #[test]
+    fn dropping_without_commit_restores_and_commit_keeps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("wpa_supplicant.conf");
+        let settings = dir.path().join("settings.json");
+        std::fs::write(&conf, "ctrl_interface=/run/wpa_supplicant\n").expect("old config");
+        let before = std::fs::read(&conf).expect("read");
+        let target = ApplyTarget::WpaSupplicant(conf.clone());
+        drop(apply(&target, &sample(), &settings).expect("applies"));
+        assert_eq!(
+            std::fs::read(&conf).expect("read"),
+            before,
+            "restored on drop"
+        );
+        assert!(!settings.exists());
+
+        apply(&target, &sample(), &settings)
+            .expect("applies")
+            .commit();
+        assert!(
+            std::fs::read_to_string(&conf)
+                .expect("read")
+                .contains("plant-floor"),
+            "a commit keeps the new network"
+        );
+        assert!(settings.exists());
+    }
+
+    #[test]
     fn exec_gets_credentials_in_environment_not_arguments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("env.txt");
@@ -864,7 +922,8 @@ mod tests {
             &sample(),
             &dir.path().join("settings.json"),
         )
-        .expect("applies");
+        .expect("applies")
+        .commit();
         assert_eq!(
             std::fs::read_to_string(&out).expect("read"),
             "plant-floor|correct horse|wpa2-psk|0"
