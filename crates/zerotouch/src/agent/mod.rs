@@ -46,9 +46,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
-    /// Where the received network configuration goes: `wpa-supplicant:PATH` (a complete
-    /// wpa_supplicant.conf), `networkmanager:DIR` (keyfiles), `exec:CMD` (credentials in
-    /// ZEROTOUCH_* environment variables, never on the command line) or `none`.
+    /// Where the received network configuration goes: `wpa-supplicant:PATH[?reload=IFACE]`
+    /// (replaces only the networks marked `id_str="zerotouch"` in PATH, keeping its global
+    /// settings and other networks, the previous file in PATH.zerotouch-bak; `?reload=IFACE`
+    /// then runs `wpa_cli -i IFACE reconfigure`), `networkmanager:DIR` (keyfiles), `exec:CMD`
+    /// (credentials in ZEROTOUCH_* environment variables, never on the command line) or
+    /// `none`.
     #[arg(long, default_value = "none", value_name = "TARGET")]
     pub apply: ApplyTarget,
 
