@@ -5,8 +5,9 @@
 //! and agent-state.json says not provisioned.
 //!
 //! The join check signals that it runs (it creates `check-started`), then blocks reading a
-//! FIFO nobody writes: the test synchronises on files and log lines, never on sleeps. It is a
-//! command of shell builtins only, so the agent killing `sh` ends it entirely.
+//! FIFO nobody writes: the test synchronises on files and log lines, never on sleeps. Given as
+//! a script file, the check runs in a child of the agent's `sh -c`: the agent kills the whole
+//! process group, so the script is gone as well once the agent restored the files.
 
 mod e2e_support;
 
@@ -70,6 +71,32 @@ impl Setup {
             self.started.display(),
             fifo.display()
         );
+        self.spawn_agent(&check, extra)
+    }
+
+    /// Starts the agent with a join check script (a file, so `sh -c` forks for it) that
+    /// writes its pid to `check-pid`, then blocks.
+    fn start_agent_with_script(&self, extra: &[&str]) -> Child {
+        let fifo = self.env.path("release.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+        assert!(made.success(), "mkfifo");
+        let script = self.env.path("join-check.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho $$ > '{pid}.tmp' && mv '{pid}.tmp' '{pid}'\n: > '{started}'\nread line < '{fifo}'\n",
+                pid = self.env.path("check-pid").display(),
+                started = self.started.display(),
+                fifo = fifo.display()
+            ),
+        )
+        .expect("script");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        self.spawn_agent(&format!("exec:{}", script.display()), extra)
+    }
+
+    fn spawn_agent(&self, check: &str, extra: &[&str]) -> Child {
         self.env
             .cmd()
             .args(["enrollee", "run", "--state-dir"])
@@ -79,7 +106,7 @@ impl Setup {
                 "--apply",
                 &format!("wpa-supplicant:{}", self.conf.display()),
             ])
-            .args(["--join-check", &check])
+            .args(["--join-check", check])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.agent_log()).expect("agent log"))
@@ -231,6 +258,48 @@ fn sigterm_during_the_join_check_restores_the_files() {
     );
     assert!(setup.agent_text().contains("previous files restored"));
     setup.assert_rolled_back();
+    assert_eq!(setup.daemon.terminate(), Some(130));
+}
+
+/// True once process `pid` is gone (or a zombie: killed, not yet reaped by init).
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn sigterm_during_a_join_check_script_stops_the_script_too() {
+    let mut setup = Setup::new();
+    let mut agent = setup.start_agent_with_script(&["--timeout", "120"]);
+    setup.wait_for_join_check(&mut agent);
+    let pid = std::fs::read_to_string(setup.env.path("check-pid")).expect("check pid");
+    let pid = pid.trim().to_owned();
+    assert!(!process_gone(&pid), "the script runs");
+
+    let agent_pid = agent.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &agent_pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert_eq!(wait_exit(&mut agent, &|| setup.agent_text()), Some(130));
+    setup.assert_rolled_back();
+    // The agent awaited the kill before restoring; the kernel ends the process at once,
+    // only its reaping by init may lag.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_gone(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the join check script {pid} outlived the agent"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(setup.daemon.terminate(), Some(130));
 }
 
