@@ -1,8 +1,8 @@
 //! Issue 7 A6: the agent rolls back on every path. A configuration arrives and is written,
 //! and while the join check runs the attempt ends without a commit: the configurator aborts
-//! it (the device was revoked), the agent gets SIGTERM, or its --timeout expires. Each time
-//! the apply target is byte-identical to what it held before, settings.json is gone again,
-//! and agent-state.json says not provisioned.
+//! it (the device was revoked), the agent gets SIGTERM or SIGINT, or its --timeout expires.
+//! Each time the apply target is byte-identical to what it held before, settings.json is gone
+//! again, and agent-state.json says not provisioned.
 //!
 //! The join check signals that it runs (it creates `check-started`), then blocks reading a
 //! FIFO nobody writes: the test synchronises on files and log lines, never on sleeps. Given as
@@ -272,7 +272,7 @@ fn process_gone(pid: &str) -> bool {
 }
 
 #[test]
-fn sigterm_during_a_join_check_script_stops_the_script_too() {
+fn sigint_during_a_join_check_script_stops_the_script_too() {
     let mut setup = Setup::new();
     let mut agent = setup.start_agent_with_script(&["--timeout", "120"]);
     setup.wait_for_join_check(&mut agent);
@@ -283,7 +283,7 @@ fn sigterm_during_a_join_check_script_stops_the_script_too() {
     let agent_pid = agent.id().to_string();
     assert!(
         Command::new("kill")
-            .args(["-TERM", &agent_pid])
+            .args(["-INT", &agent_pid])
             .status()
             .expect("kill")
             .success()
