@@ -64,6 +64,14 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
 
     let nm_dir = env.path("nm");
     std::fs::create_dir(&nm_dir).expect("nm dir");
+    // Device 3 already has a hand-written wpa_supplicant.conf: its globals and its own
+    // network must survive the provisioning (issue 11 bug 6).
+    let user_conf = format!(
+        "ctrl_interface=DIR={} GROUP=root\ncountry=DE\n\nnetwork={{\n\tssid=\"home-net\"\n\tkey_mgmt=NONE\n}}\n",
+        env.path("ctrl-3").display()
+    );
+    let user_conf_path = devices.join("dev-0003").join("wpa_supplicant.conf");
+    std::fs::write(&user_conf_path, &user_conf).expect("user conf");
     let mut agents = Vec::new();
     for n in 1..=4 {
         let state = devices.join(format!("dev-000{n}"));
@@ -132,6 +140,19 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
             "{text}"
         );
         assert!(text.contains("scan_freq=2437"), "channel 6 hint: {text}");
+        assert!(text.contains("id_str=\"zerotouch\""), "marked: {text}");
+        if *n == 3 {
+            assert!(
+                text.starts_with(&user_conf),
+                "globals and the user's network kept:\n{text}"
+            );
+            assert_eq!(text.matches("network={").count(), 2, "{text}");
+            assert_eq!(
+                std::fs::read_to_string(state.join("wpa_supplicant.conf.zerotouch-bak"))
+                    .expect("backup of the previous file"),
+                user_conf
+            );
+        }
         let (exited, output) = run_wpa_supplicant(&conf);
         assert!(
             !output.contains("Failed to read or parse configuration")
@@ -190,6 +211,29 @@ fn daemon_and_agents_provision_each_other_and_wpa_supplicant_accepts_the_configs
         4,
         "all four provisioned: {listed}"
     );
+
+    // Reconfigured with the same profile, device 3's file comes out byte for byte the same.
+    let conf3 = agents[2].1.join("wpa_supplicant.conf");
+    let before = std::fs::read_to_string(&conf3).expect("conf");
+    let again = env.run(&[
+        "enrollee",
+        "run",
+        "--state-dir",
+        &agents[2].1.to_string_lossy(),
+        "--link",
+        &env.link,
+        "--apply",
+        &format!("wpa-supplicant:{}", conf3.display()),
+        "--reconfigure",
+        "--timeout",
+        "60",
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&conf3).expect("conf"), before);
 
     // A provisioned agent started again has nothing to do.
     let again = env.run(&[

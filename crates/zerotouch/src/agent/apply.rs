@@ -20,8 +20,16 @@ use zerotouch_proto::config::{ConfigView, Credential, Security};
 /// Where and how the agent applies a received configuration (`--apply`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApplyTarget {
-    /// `wpa-supplicant:PATH`: write a complete wpa_supplicant.conf to PATH.
-    WpaSupplicant(PathBuf),
+    /// `wpa-supplicant:PATH[?reload=IFACE]`: replace the networks zerotouch manages in the
+    /// wpa_supplicant.conf at PATH (marked `id_str="zerotouch"`), keeping its global settings
+    /// and every other network, with the previous file in `PATH.zerotouch-bak`; with
+    /// `reload`, then run `wpa_cli -i IFACE reconfigure`.
+    WpaSupplicant {
+        /// The configuration file.
+        path: PathBuf,
+        /// The interface whose wpa_supplicant re-reads the file after a change.
+        reload: Option<String>,
+    },
     /// `networkmanager:DIR`: write one NetworkManager keyfile per network into DIR.
     NetworkManager(PathBuf),
     /// `exec:CMD`: run CMD (through `sh -c`) with the credentials in environment variables.
@@ -44,7 +52,26 @@ impl FromStr for ApplyTarget {
             return Err(format!("`{kind}:` needs a value after the colon"));
         }
         match kind {
-            "wpa-supplicant" => Ok(Self::WpaSupplicant(PathBuf::from(rest))),
+            "wpa-supplicant" => {
+                let (path, reload) = match rest.rsplit_once("?reload=") {
+                    Some((path, iface)) => {
+                        if !valid_interface_name(iface) {
+                            return Err(format!(
+                                "`?reload={iface}` is not an interface name (1 to 15 letters, digits, `-`, `_`, `.`, `:` or `@`)"
+                            ));
+                        }
+                        (path, Some(iface.to_owned()))
+                    }
+                    None => (rest, None),
+                };
+                if path.is_empty() {
+                    return Err("`wpa-supplicant:` needs a file before `?reload=`".into());
+                }
+                Ok(Self::WpaSupplicant {
+                    path: PathBuf::from(path),
+                    reload,
+                })
+            }
             "networkmanager" => Ok(Self::NetworkManager(PathBuf::from(rest))),
             "exec" => Ok(Self::Exec(rest.to_owned())),
             other => Err(format!(
@@ -63,7 +90,7 @@ impl ApplyTarget {
         let dir = match self {
             Self::None => return Ok(()),
             Self::Exec(command) => return super::join::check_command(command, "--apply"),
-            Self::WpaSupplicant(path) => {
+            Self::WpaSupplicant { path, .. } => {
                 if path.is_dir() {
                     return Err(AppError::Usage(format!(
                         "--apply wpa-supplicant:{}: that is a directory; give the file to write (e.g. {}/wpa_supplicant-wlan0.conf)",
@@ -279,9 +306,27 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), std::io::Error> 
 /// Files changed by [`apply`], with what they held before, so that a configuration that
 /// did not join can be taken back (the device then keeps what it had, e.g. the old network
 /// of a device being reconfigured).
+///
+/// Only [`Applied::commit`] keeps the changes: dropped any other way (an aborted task, an
+/// early return, a panic) it restores the previous files, so no path leaves credentials of
+/// an attempt that did not end in a commit on disk.
 #[derive(Default)]
+#[must_use = "dropping it restores the previous files; call commit() to keep the changes"]
 pub struct Applied {
     previous: Vec<(PathBuf, Option<Zeroizing<Vec<u8>>>)>,
+    /// A wpa_supplicant to tell to re-read its restored file: interface, control directory.
+    reload: Option<(String, Option<PathBuf>)>,
+}
+
+impl Drop for Applied {
+    fn drop(&mut self) {
+        if !self.previous.is_empty() {
+            tracing::warn!(
+                "a configuration was dropped before its commit: restoring the previous files"
+            );
+            self.restore();
+        }
+    }
 }
 
 impl Applied {
@@ -319,9 +364,24 @@ impl Applied {
         Ok(())
     }
 
+    /// The files changed (and, where they existed, their previous contents).
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.previous.iter().map(|(path, _)| path.as_path())
+    }
+
+    /// Keeps the changes: the provisioning is committed.
+    pub fn commit(mut self) {
+        self.previous.clear();
+        self.reload = None;
+    }
+
     /// Puts every changed file back as it was (best effort; failures are logged).
-    pub fn rollback(self) {
-        for (path, before) in self.previous.into_iter().rev() {
+    pub fn rollback(mut self) {
+        self.restore();
+    }
+
+    fn restore(&mut self) {
+        for (path, before) in std::mem::take(&mut self.previous).into_iter().rev() {
             let result = match before {
                 Some(bytes) => write_atomic(&path, &bytes),
                 None => std::fs::remove_file(&path).or_else(|e| {
@@ -335,6 +395,9 @@ impl Applied {
             if let Err(err) = result {
                 tracing::error!(path = %path.display(), %err, "could not restore the file after a failed join");
             }
+        }
+        if let Some((iface, ctrl)) = self.reload.take() {
+            reload_wpa_supplicant(&iface, ctrl.as_deref());
         }
     }
 }
@@ -367,9 +430,8 @@ fn apply_into(
     })?;
     applied.write(settings_path, &settings)?;
     match target {
-        ApplyTarget::WpaSupplicant(path) => {
-            let text = wpa_supplicant_conf(config)?;
-            applied.write(path, text.as_bytes())
+        ApplyTarget::WpaSupplicant { path, reload } => {
+            write_wpa_supplicant(applied, path, reload.as_deref(), config)
         }
         ApplyTarget::NetworkManager(dir) => write_networkmanager(applied, dir, config),
         ApplyTarget::Exec(command) => run_apply_command(command, config),
@@ -401,21 +463,60 @@ fn quotable(bytes: &[u8]) -> bool {
         .all(|&b| (0x20..0x7f).contains(&b) && b != b'"')
 }
 
-/// Renders a complete wpa_supplicant.conf: one network block per network, the first one with
-/// the highest priority.
+/// The line that marks a network block as zerotouch's: only such blocks are replaced.
+/// wpa_supplicant hands `id_str` to action scripts as `WPA_ID_STR`.
+pub const WPA_MARKER: &str = "id_str=\"zerotouch\"";
+
+/// The comment zerotouch writes above each of its network blocks.
+const WPA_BLOCK_COMMENT: &str = "# zerotouch: managed network";
+
+/// The first line of a file an agent before the markers wrote: all its networks are ours.
+const WPA_OLD_HEADER: &str =
+    "# Written by zerotouch enrollee agent; rewritten on every provisioning.";
+
+/// The first line of a file zerotouch creates.
+const WPA_HEADER: &str = "# Written by zerotouch enrollee agent. Networks marked id_str=\"zerotouch\" are replaced on\n# every provisioning; global settings and other networks are kept.\n";
+
+/// Suffix of the backup of the previous file.
+pub const WPA_BACKUP_SUFFIX: &str = ".zerotouch-bak";
+
+/// A Linux interface name: 1..=15 bytes, no `/`, no space.
+fn valid_interface_name(name: &str) -> bool {
+    (1..=15).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+}
+
+/// Renders a complete wpa_supplicant.conf as zerotouch creates it when there is no file
+/// yet: the header and the networks.
 pub fn wpa_supplicant_conf(config: &DeliveredConfig) -> Result<Zeroizing<String>, ApplyError> {
+    let blocks = wpa_network_blocks(config)?;
+    let mut out = Zeroizing::new(String::with_capacity(WPA_HEADER.len() + blocks.len()));
+    out.push_str(WPA_HEADER);
+    out.push_str(&blocks);
+    Ok(out)
+}
+
+/// The network blocks of `config`, each marked and preceded by its comment, the first with
+/// the highest priority.
+fn wpa_network_blocks(config: &DeliveredConfig) -> Result<Zeroizing<String>, ApplyError> {
     if config.networks.is_empty() {
         return Err(ApplyError::Unsupported(
             "no network in the configuration".into(),
         ));
     }
-    let mut out = Zeroizing::new(String::from(
-        "# Written by zerotouch enrollee agent; rewritten on every provisioning.\n",
-    ));
+    let mut out = Zeroizing::new(String::new());
     let count = config.networks.len();
     for (index, net) in config.networks.iter().enumerate() {
         let out = &mut *out;
+        let _ = writeln!(
+            out,
+            "{WPA_BLOCK_COMMENT} {} of {count} (replaced on every provisioning)",
+            index + 1
+        );
         out.push_str("network={\n");
+        let _ = writeln!(out, "\t{WPA_MARKER}");
         if quotable(&net.ssid) {
             let _ = writeln!(out, "\tssid=\"{}\"", String::from_utf8_lossy(&net.ssid));
         } else {
@@ -461,6 +562,170 @@ pub fn wpa_supplicant_conf(config: &DeliveredConfig) -> Result<Zeroizing<String>
         out.push_str("}\n");
     }
     Ok(out)
+}
+
+/// Where the network block starting at `lines[start]` ends (the index of its `}` line, or
+/// the last line of an unterminated block), if a block starts there.
+fn wpa_block_end(lines: &[&[u8]], start: usize) -> Option<usize> {
+    // wpa_supplicant's own test: the line, without leading and trailing white space.
+    if lines.get(start)?.trim_ascii() != b"network={" {
+        return None;
+    }
+    Some(
+        (start + 1..lines.len())
+            .find(|&j| lines[j].trim_ascii() == b"}")
+            .unwrap_or(lines.len() - 1),
+    )
+}
+
+/// Merges `config` into an existing wpa_supplicant.conf: every line outside zerotouch's
+/// network blocks (global settings, comments, other networks) is kept byte for byte;
+/// zerotouch's blocks (marked [`WPA_MARKER`], with their comment line) are replaced by the new
+/// ones, where the first of them was, or appended. Merging the same configuration again
+/// gives the same bytes. Without an existing file, the result is [`wpa_supplicant_conf`].
+pub fn merge_wpa_supplicant_conf(
+    existing: Option<&[u8]>,
+    config: &DeliveredConfig,
+) -> Result<Zeroizing<Vec<u8>>, ApplyError> {
+    let Some(existing) = existing else {
+        return Ok(Zeroizing::new(
+            wpa_supplicant_conf(config)?.as_bytes().to_vec(),
+        ));
+    };
+    let blocks = wpa_network_blocks(config)?;
+    // A file of an agent before the markers: everything in it was written by zerotouch.
+    let all_ours = existing.starts_with(WPA_OLD_HEADER.as_bytes());
+    let lines: Vec<&[u8]> = existing.split_inclusive(|&b| b == b'\n').collect();
+    let ours = |start: usize| {
+        wpa_block_end(&lines, start).and_then(|end| {
+            (all_ours
+                || lines[start..=end]
+                    .iter()
+                    .any(|l| l.trim_ascii() == WPA_MARKER.as_bytes()))
+            .then_some(end)
+        })
+    };
+    let mut kept = Zeroizing::new(Vec::with_capacity(existing.len()));
+    if all_ours {
+        kept.extend_from_slice(WPA_HEADER.as_bytes());
+    }
+    let mut insert_at = None;
+    let mut i = usize::from(all_ours);
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim_ascii().starts_with(WPA_BLOCK_COMMENT.as_bytes()) && ours(i + 1).is_some() {
+            i += 1;
+            continue;
+        }
+        if let Some(end) = ours(i) {
+            insert_at.get_or_insert(kept.len());
+            i = end + 1;
+            continue;
+        }
+        let end = wpa_block_end(&lines, i).unwrap_or(i);
+        for line in &lines[i..=end] {
+            kept.extend_from_slice(line);
+        }
+        i = end + 1;
+    }
+    if !kept.is_empty() && !kept.ends_with(b"\n") {
+        kept.push(b'\n');
+    }
+    let at = insert_at.unwrap_or_else(|| {
+        // Appended: a blank line between the file and zerotouch's networks.
+        if !kept.is_empty() && !kept.ends_with(b"\n\n") {
+            kept.push(b'\n');
+        }
+        kept.len()
+    });
+    let mut out = Zeroizing::new(Vec::with_capacity(kept.len() + blocks.len()));
+    out.extend_from_slice(&kept[..at]);
+    out.extend_from_slice(blocks.as_bytes());
+    out.extend_from_slice(&kept[at..]);
+    Ok(out)
+}
+
+/// The control interface directory a wpa_supplicant.conf names (`ctrl_interface=DIR` or
+/// `ctrl_interface=DIR=DIR GROUP=G`), for `wpa_cli -p`.
+fn wpa_ctrl_dir(conf: &[u8]) -> Option<PathBuf> {
+    let line = conf
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|l| l.starts_with(b"ctrl_interface="))?;
+    let value = std::str::from_utf8(&line[b"ctrl_interface=".len()..]).ok()?;
+    let dir = match value.strip_prefix("DIR=") {
+        Some(rest) => rest.split_whitespace().next()?,
+        None => value.trim(),
+    };
+    dir.starts_with('/').then(|| PathBuf::from(dir))
+}
+
+/// Tells the wpa_supplicant of `iface` to re-read its file (`wpa_cli -i IFACE reconfigure`).
+/// A failure is logged, never fatal: the file is in place for its next start.
+fn reload_wpa_supplicant(iface: &str, ctrl_dir: Option<&Path>) {
+    let mut cmd = Command::new("wpa_cli");
+    if let Some(dir) = ctrl_dir {
+        cmd.arg("-p").arg(dir);
+    }
+    cmd.args(["-i", iface, "reconfigure"])
+        .stdin(std::process::Stdio::null());
+    match cmd.output() {
+        Ok(out) if out.status.success() && out.stdout.trim_ascii() == b"OK" => {
+            tracing::info!(
+                iface,
+                "wpa_supplicant re-read its configuration (wpa_cli reconfigure)"
+            );
+        }
+        Ok(out) => tracing::warn!(
+            iface,
+            status = %out.status,
+            output = %String::from_utf8_lossy(&out.stdout).trim(),
+            error = %String::from_utf8_lossy(&out.stderr).trim(),
+            "wpa_cli reconfigure failed; wpa_supplicant reads the file at its next start"
+        ),
+        Err(err) => tracing::warn!(
+            iface,
+            %err,
+            "cannot run wpa_cli; wpa_supplicant reads the file at its next start"
+        ),
+    }
+}
+
+/// The path of the backup of `path`'s previous contents.
+pub fn wpa_backup_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(WPA_BACKUP_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn write_wpa_supplicant(
+    applied: &mut Applied,
+    path: &Path,
+    reload: Option<&str>,
+    config: &DeliveredConfig,
+) -> Result<(), ApplyError> {
+    let existing = match std::fs::read(path) {
+        Ok(bytes) => Some(Zeroizing::new(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(ApplyError::Write {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let text = merge_wpa_supplicant_conf(existing.as_ref().map(|b| b.as_slice()), config)?;
+    if let Some(previous) = &existing {
+        applied.write(&wpa_backup_path(path), previous)?;
+    }
+    applied.write(path, &text)?;
+    if let Some(iface) = reload {
+        let ctrl = wpa_ctrl_dir(&text);
+        reload_wpa_supplicant(iface, ctrl.as_deref());
+        // A restore must be re-read too (the control directory is a global: it stays).
+        applied.reload = Some((iface.to_owned(), ctrl));
+    }
+    Ok(())
 }
 
 /// Escapes a GKeyFile string value (NetworkManager keyfiles are GKeyFiles).
@@ -735,7 +1000,32 @@ mod tests {
         assert_eq!("none".parse::<ApplyTarget>(), Ok(ApplyTarget::None));
         assert_eq!(
             "wpa-supplicant:/etc/w.conf".parse::<ApplyTarget>(),
-            Ok(ApplyTarget::WpaSupplicant("/etc/w.conf".into()))
+            Ok(ApplyTarget::WpaSupplicant {
+                path: "/etc/w.conf".into(),
+                reload: None
+            })
+        );
+        assert_eq!(
+            "wpa-supplicant:/etc/w?x.conf?reload=wlan0".parse::<ApplyTarget>(),
+            Ok(ApplyTarget::WpaSupplicant {
+                path: "/etc/w?x.conf".into(),
+                reload: Some("wlan0".into())
+            })
+        );
+        assert!(
+            "wpa-supplicant:/etc/w.conf?reload="
+                .parse::<ApplyTarget>()
+                .is_err()
+        );
+        assert!(
+            "wpa-supplicant:/etc/w.conf?reload=wl an0"
+                .parse::<ApplyTarget>()
+                .is_err()
+        );
+        assert!(
+            "wpa-supplicant:?reload=wlan0"
+                .parse::<ApplyTarget>()
+                .is_err()
         );
         assert_eq!(
             "exec:nmcli x".parse::<ApplyTarget>(),
@@ -803,7 +1093,10 @@ mod tests {
             .expect("old config");
         let before = std::fs::read(&conf).expect("read");
         let applied = apply(
-            &ApplyTarget::WpaSupplicant(conf.clone()),
+            &ApplyTarget::WpaSupplicant {
+                path: conf.clone(),
+                reload: None,
+            },
             &sample(),
             &settings,
         )
@@ -852,6 +1145,253 @@ mod tests {
     }
 
     #[test]
+    fn dropping_without_commit_restores_and_commit_keeps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("wpa_supplicant.conf");
+        let settings = dir.path().join("settings.json");
+        std::fs::write(&conf, "ctrl_interface=/run/wpa_supplicant\n").expect("old config");
+        let before = std::fs::read(&conf).expect("read");
+        let target = ApplyTarget::WpaSupplicant {
+            path: conf.clone(),
+            reload: None,
+        };
+        drop(apply(&target, &sample(), &settings).expect("applies"));
+        assert_eq!(
+            std::fs::read(&conf).expect("read"),
+            before,
+            "restored on drop"
+        );
+        assert!(!settings.exists());
+
+        apply(&target, &sample(), &settings)
+            .expect("applies")
+            .commit();
+        assert!(
+            std::fs::read_to_string(&conf)
+                .expect("read")
+                .contains("plant-floor"),
+            "a commit keeps the new network"
+        );
+        assert!(settings.exists());
+    }
+
+    /// A hand-written wpa_supplicant.conf: globals, a comment, the user's own network.
+    fn user_conf(ctrl: &Path) -> String {
+        format!(
+            "ctrl_interface=DIR={} GROUP=root\nupdate_config=1\ncountry=DE\n\n# the office\nnetwork={{\n\tssid=\"home-net\"\n\tpsk=\"home-passphrase\"\n\tid_str=\"home\"\n}}\n",
+            ctrl.display()
+        )
+    }
+
+    fn other_config() -> DeliveredConfig {
+        DeliveredConfig {
+            networks: vec![NetworkConfig {
+                ssid: b"rotated-net".to_vec(),
+                security: Security::Wpa2Psk,
+                credential: NetworkCredential::Passphrase(Zeroizing::new("new-passphrase".into())),
+                bssid: None,
+                channel: None,
+            }],
+            settings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn wpa_supplicant_keeps_globals_and_foreign_networks_replacing_only_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("wpa_supplicant.conf");
+        let backup = wpa_backup_path(&conf);
+        let settings = dir.path().join("settings.json");
+        let original = user_conf(&dir.path().join("ctrl"));
+        std::fs::write(&conf, &original).expect("user conf");
+        let target = ApplyTarget::WpaSupplicant {
+            path: conf.clone(),
+            reload: None,
+        };
+
+        apply(&target, &sample(), &settings)
+            .expect("applies")
+            .commit();
+        let first = std::fs::read_to_string(&conf).expect("read");
+        assert!(
+            first.starts_with(&original),
+            "globals, comment and the user's network kept byte for byte:\n{first}"
+        );
+        assert_eq!(first.matches(WPA_MARKER).count(), 4, "{first}");
+        assert_eq!(first.matches("network={").count(), 5, "{first}");
+        assert!(first.contains("ssid=\"plant-floor\""));
+        assert_eq!(std::fs::read_to_string(&backup).expect("backup"), original);
+        assert_eq!(
+            std::fs::metadata(&backup)
+                .expect("stat")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600,
+            "the backup holds the user's PSK"
+        );
+
+        // The same configuration again: the same bytes (idempotent).
+        apply(&target, &sample(), &settings)
+            .expect("applies")
+            .commit();
+        assert_eq!(std::fs::read_to_string(&conf).expect("read"), first);
+        assert_eq!(std::fs::read_to_string(&backup).expect("backup"), first);
+
+        // Another configuration replaces zerotouch's four networks only.
+        apply(&target, &other_config(), &settings)
+            .expect("applies")
+            .commit();
+        let third = std::fs::read_to_string(&conf).expect("read");
+        assert!(third.starts_with(&original), "{third}");
+        assert_eq!(third.matches(WPA_MARKER).count(), 1, "{third}");
+        assert!(third.contains("ssid=\"rotated-net\"") && !third.contains("plant-floor"));
+
+        // zerotouch's block between the user's: replaced in place, the rest untouched.
+        let tail = "network={\n\tssid=\"later\"\n\tkey_mgmt=NONE\n}\n";
+        std::fs::write(&conf, format!("{third}{tail}")).expect("user adds a network");
+        apply(&target, &other_config(), &settings)
+            .expect("applies")
+            .commit();
+        assert_eq!(
+            std::fs::read_to_string(&conf).expect("read"),
+            format!("{third}{tail}")
+        );
+    }
+
+    #[test]
+    fn wpa_supplicant_file_of_an_older_agent_is_replaced_whole() {
+        let old = "# Written by zerotouch enrollee agent; rewritten on every provisioning.\nnetwork={\n\tssid=\"old\"\n\tkey_mgmt=NONE\n\tpriority=1\n}\n";
+        let merged =
+            merge_wpa_supplicant_conf(Some(old.as_bytes()), &other_config()).expect("merges");
+        let text = std::str::from_utf8(&merged).expect("utf-8");
+        assert!(!text.contains("\"old\""), "{text}");
+        assert!(text.starts_with(WPA_HEADER), "{text}");
+        let again = merge_wpa_supplicant_conf(Some(&merged), &other_config()).expect("merges");
+        assert_eq!(again.as_slice(), merged.as_slice(), "idempotent");
+        let fresh = merge_wpa_supplicant_conf(None, &other_config()).expect("renders");
+        assert_eq!(fresh.as_slice(), merged.as_slice());
+        assert_eq!(
+            wpa_ctrl_dir(b"ctrl_interface=DIR=/run/w GROUP=netdev\n"),
+            Some(PathBuf::from("/run/w"))
+        );
+        assert_eq!(
+            wpa_ctrl_dir(b"country=DE\nctrl_interface=/var/run/x\n"),
+            Some(PathBuf::from("/var/run/x"))
+        );
+    }
+
+    /// A running wpa_supplicant on `lo` (wired driver) with its control socket in the file's
+    /// `ctrl_interface` directory; killed on drop.
+    struct Supplicant {
+        child: std::process::Child,
+        ctrl: PathBuf,
+    }
+
+    impl Supplicant {
+        fn start(conf: &Path, ctrl: &Path) -> Self {
+            let child = Command::new("wpa_supplicant")
+                .args(["-i", "lo", "-D", "wired", "-c"])
+                .arg(conf)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("wpa_supplicant must be installed (Debian package `wpasupplicant`)");
+            let mut supplicant = Self {
+                child,
+                ctrl: ctrl.to_path_buf(),
+            };
+            // A start-up deadline for its control socket, not a timing assertion.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !ctrl.join("lo").exists() {
+                if let Ok(Some(status)) = supplicant.child.try_wait() {
+                    panic!("wpa_supplicant rejected {} ({status})", conf.display());
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "wpa_supplicant did not open its control socket (it needs root)"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            supplicant
+        }
+
+        /// The SSIDs of `list_networks`.
+        fn ssids(&self) -> Vec<String> {
+            let out = Command::new("wpa_cli")
+                .arg("-p")
+                .arg(&self.ctrl)
+                .args(["-i", "lo", "list_networks"])
+                .output()
+                .expect("wpa_cli");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split('\t').nth(1).map(str::to_owned))
+                .collect()
+        }
+    }
+
+    impl Drop for Supplicant {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn real_wpa_supplicant_reads_the_merged_file_and_reloads_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctrl = dir.path().join("ctrl");
+        let conf = dir.path().join("wpa_supplicant.conf");
+        let settings = dir.path().join("settings.json");
+        std::fs::write(&conf, user_conf(&ctrl)).expect("user conf");
+        let plain = ApplyTarget::WpaSupplicant {
+            path: conf.clone(),
+            reload: None,
+        };
+        apply(&plain, &sample(), &settings)
+            .expect("applies")
+            .commit();
+        apply(&plain, &sample(), &settings)
+            .expect("applies")
+            .commit();
+
+        let supplicant = Supplicant::start(&conf, &ctrl);
+        let ssids = supplicant.ssids();
+        assert_eq!(ssids.len(), 5, "{ssids:?}");
+        assert!(
+            ssids.contains(&"home-net".to_owned()) && ssids.contains(&"plant-floor".to_owned())
+        );
+
+        // ?reload=lo: the running wpa_supplicant re-reads the file (wpa_cli reconfigure).
+        let reloading = ApplyTarget::WpaSupplicant {
+            path: conf.clone(),
+            reload: Some("lo".into()),
+        };
+        let applied = apply(&reloading, &other_config(), &settings).expect("applies");
+        assert_eq!(supplicant.ssids(), ["home-net", "rotated-net"]);
+        // Rolled back, the restored file is re-read as well.
+        applied.rollback();
+        assert_eq!(supplicant.ssids().len(), 5);
+        drop(supplicant);
+
+        // A reload that cannot reach a wpa_supplicant is logged, not an error.
+        let nobody = ApplyTarget::WpaSupplicant {
+            path: conf.clone(),
+            reload: Some("zt-none0".into()),
+        };
+        apply(&nobody, &other_config(), &settings)
+            .expect("a failed reload is not fatal")
+            .commit();
+        assert!(
+            std::fs::read_to_string(&conf)
+                .expect("read")
+                .contains("rotated-net")
+        );
+    }
+
+    #[test]
     fn exec_gets_credentials_in_environment_not_arguments() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("env.txt");
@@ -864,7 +1404,8 @@ mod tests {
             &sample(),
             &dir.path().join("settings.json"),
         )
-        .expect("applies");
+        .expect("applies")
+        .commit();
         assert_eq!(
             std::fs::read_to_string(&out).expect("read"),
             "plant-floor|correct horse|wpa2-psk|0"

@@ -91,9 +91,12 @@ pub async fn run_join_check_detailed(
         return Ok(());
     };
     let mut cmd = tokio::process::Command::new("sh");
+    // Its own process group: a check that is stopped (timeout, or the attempt ended while it
+    // ran) is killed with everything it started, not only `sh`.
     cmd.arg("-c")
         .arg(command)
         .stdin(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(config) = config {
         for (name, value) in apply_environment(config) {
@@ -112,7 +115,18 @@ pub async fn run_join_check_detailed(
             ));
         }
     };
-    match tokio::time::timeout(timeout, child.wait()).await {
+    // Dropped before the check finished (the agent abandons the attempt and aborts this
+    // future) or at the timeout: the whole group is killed.
+    let mut group = child.id().map(GroupKill);
+    let waited = tokio::time::timeout(timeout, child.wait()).await;
+    if waited.is_ok()
+        && let Some(group) = group.as_mut()
+    {
+        // Finished: what it left running in the background is its own business.
+        group.0 = 0;
+    }
+    drop(group);
+    match waited {
         Ok(Ok(status)) => {
             let result = result_from_exit_code(status.code());
             let words = describe_status(status);
@@ -136,6 +150,24 @@ pub async fn run_join_check_detailed(
                     timeout.as_secs()
                 ),
             ))
+        }
+    }
+}
+
+/// Kills the process group of a join check when dropped (a pid of 0 is disarmed).
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        let pid = i32::try_from(self.0)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid
+            && let Err(err) =
+                rustix::process::kill_process_group(pid, rustix::process::Signal::KILL)
+            && err != rustix::io::Errno::SRCH
+        {
+            tracing::warn!(%err, pgid = self.0, "could not stop the join check's processes");
         }
     }
 }
@@ -250,5 +282,34 @@ mod tests {
         )
         .await;
         assert_eq!(slow, Err(FailureReason::Timeout));
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_check_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let command = format!(
+            "sleep 60 & echo $! > '{}.tmp' && mv '{0}.tmp' '{0}'; wait",
+            pid_file.display()
+        );
+        let result =
+            run_join_check(&JoinCheck::Exec(command), None, Duration::from_millis(300)).await;
+        assert_eq!(result, Err(FailureReason::Timeout));
+        let pid = std::fs::read_to_string(&pid_file).expect("the check started its child");
+        let gone = || match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        };
+        // SIGKILL is immediate; only the reaping of the orphan by init may lag.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the check's background child {pid} survived the timeout"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -46,9 +46,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
 
-    /// Where the received network configuration goes: `wpa-supplicant:PATH` (a complete
-    /// wpa_supplicant.conf), `networkmanager:DIR` (keyfiles), `exec:CMD` (credentials in
-    /// ZEROTOUCH_* environment variables, never on the command line) or `none`.
+    /// Where the received network configuration goes: `wpa-supplicant:PATH[?reload=IFACE]`
+    /// (replaces only the networks marked `id_str="zerotouch"` in PATH, keeping its global
+    /// settings and other networks, the previous file in PATH.zerotouch-bak; `?reload=IFACE`
+    /// then runs `wpa_cli -i IFACE reconfigure`), `networkmanager:DIR` (keyfiles), `exec:CMD`
+    /// (credentials in ZEROTOUCH_* environment variables, never on the command line) or
+    /// `none`.
     #[arg(long, default_value = "none", value_name = "TARGET")]
     pub apply: ApplyTarget,
 
@@ -363,7 +366,7 @@ async fn provision_once(
     let mut enrollee = Enrollee::new(settings, rng, now_ms(start));
     link.set_channel(enrollee.channel());
     let settings_path = args.state_dir.join(SETTINGS_FILE);
-    let mut pending_join: Option<JoinTask> = None;
+    let mut pending_join: Option<PendingJoin> = None;
     let mut applied: Option<apply::Applied> = None;
     // What went wrong last, for the error at --timeout.
     let mut last_failure: Option<String> = None;
@@ -392,50 +395,34 @@ async fn provision_once(
                     last_failure = Some(format!("refused a configurator ({reason:?})"));
                 }
                 EnrolleeEvent::ConfigReceived => {
+                    // A new attempt's configuration: nothing of an earlier one may linger.
+                    abandon(&mut pending_join, &mut applied).await;
                     let config = enrollee
                         .config()
                         .map(|view| DeliveredConfig::from_view(&view));
-                    let target = args.apply.clone();
-                    let check = args.join_check.clone();
-                    let settings_path = settings_path.clone();
                     tracing::info!(
                         networks = config.as_ref().map_or(0, |c| c.networks.len()),
                         "configuration received; applying"
                     );
-                    pending_join = Some(tokio::spawn(async move {
-                        let Some(config) = config else {
-                            let why = "the received configuration could not be read".to_string();
-                            return (Err((FailureReason::ConfigRejected, why)), None);
-                        };
-                        let applied = tokio::task::spawn_blocking({
-                            let config = config.clone();
-                            move || apply::apply(&target, &config, &settings_path)
-                        })
-                        .await;
-                        let applied = match applied {
-                            Ok(Ok(applied)) => applied,
-                            Ok(Err(err)) => {
-                                tracing::error!(%err, "could not apply the configuration");
-                                let why = format!("could not apply the configuration: {err}");
-                                let reason = match err {
-                                    apply::ApplyError::Unsupported(_) => {
-                                        FailureReason::ConfigRejected
-                                    }
-                                    _ => FailureReason::Other,
-                                };
-                                return (Err((reason, why)), None);
+                    match config {
+                        Some(config) => {
+                            let target = args.apply.clone();
+                            let settings_path = settings_path.clone();
+                            let task = tokio::task::spawn_blocking({
+                                let config = config.clone();
+                                move || apply::apply(&target, &config, &settings_path)
+                            });
+                            pending_join = Some(PendingJoin::Applying { task, config });
+                        }
+                        None => {
+                            let why = "the received configuration could not be read";
+                            last_failure = Some(why.to_owned());
+                            let result = Err(FailureReason::ConfigRejected);
+                            if let Err(err) = enrollee.report_join(now_ms(start), result) {
+                                tracing::debug!(%err, "join result after the attempt ended");
                             }
-                            Err(err) => {
-                                tracing::error!(%err, "the apply task failed");
-                                let why = format!("the apply task failed: {err}");
-                                return (Err((FailureReason::Other, why)), None);
-                            }
-                        };
-                        (
-                            run_join_check_detailed(&check, Some(&config), join_timeout).await,
-                            Some(applied),
-                        )
-                    }));
+                        }
+                    }
                 }
                 EnrolleeEvent::Provisioned(provisioned) => {
                     state.provisioned = true;
@@ -452,18 +439,18 @@ async fn provision_once(
                     state
                         .save(&args.state_dir)
                         .map_err(|e| AppError::Failed(e.to_string()))?;
-                    drop(applied.take());
+                    if let Some(applied) = applied.take() {
+                        applied.commit();
+                    }
                     tracing::info!(channel = provisioned.channel, "provisioned and committed");
                     let identity = SigningIdentity::from_secret_bytes(suite, secret.as_slice())?;
                     return Ok(identity);
                 }
                 EnrolleeEvent::AttemptFailed(failure) => {
-                    if let Some(task) = pending_join.take() {
-                        task.abort();
-                    }
-                    if let Some(applied) = applied.take() {
-                        applied.rollback();
-                    }
+                    // Revoked (Abort), timed out, or the join failed: the attempt ends
+                    // without a commit, so the files go back to what they were, even while
+                    // the apply or the join check still runs.
+                    abandon(&mut pending_join, &mut applied).await;
                     match failure {
                         AttemptFailure::Join(reason) => {
                             tracing::warn!(
@@ -495,59 +482,165 @@ async fn provision_once(
                 Err(err) => tracing::warn!(%err, "link receive error"),
             },
             () = sleep_until(timer) => enrollee.handle_timeout(now_ms(start)),
-            joined = wait_join(&mut pending_join) => {
-                pending_join = None;
-                let (result, files) = joined;
-                let result = result.map_err(|(reason, why)| {
+            step = next_join_step(&mut pending_join) => match step {
+                JoinStep::Applied { result: Ok(files), config } => {
+                    let check = args.join_check.clone();
+                    let task = tokio::spawn(async move {
+                        run_join_check_detailed(&check, Some(&config), join_timeout).await
+                    });
+                    pending_join = Some(PendingJoin::Checking { task, applied: files });
+                }
+                JoinStep::Applied { result: Err((reason, why)), .. } => {
                     last_failure = Some(format!("{why} (reported as {})", reason.name()));
-                    reason
-                });
-                if result.is_err() && let Some(files) = files {
-                    files.rollback();
-                } else {
-                    applied = files;
+                    if let Err(err) = enrollee.report_join(now_ms(start), Err(reason)) {
+                        tracing::debug!(%err, "join result after the attempt ended");
+                    }
                 }
-                if let Err(err) = enrollee.report_join(now_ms(start), result) {
-                    tracing::debug!(%err, "join result after the attempt ended");
+                JoinStep::Checked { result, applied: files } => {
+                    let result = match result {
+                        Ok(()) => {
+                            // Kept until the configurator confirms the report and the state
+                            // is committed; restored if the attempt ends first.
+                            applied = Some(files);
+                            Ok(())
+                        }
+                        Err((reason, why)) => {
+                            files.rollback();
+                            last_failure = Some(format!("{why} (reported as {})", reason.name()));
+                            Err(reason)
+                        }
+                    };
+                    if let Err(err) = enrollee.report_join(now_ms(start), result) {
+                        tracing::debug!(%err, "join result after the attempt ended");
+                    }
                 }
-            }
+            },
             () = sleep_until(deadline) => {
-                if let Some(applied) = applied.take() {
-                    applied.rollback();
-                }
+                let checking = matches!(pending_join, Some(PendingJoin::Checking { .. }));
+                abandon(&mut pending_join, &mut applied).await;
                 let secs = args.timeout.unwrap_or_default();
-                return Err(AppError::Failed(match &last_failure {
-                    Some(why) => format!("not provisioned within {secs} s; last failure: {why}"),
-                    None => format!(
+                return Err(AppError::Failed(match (&last_failure, checking) {
+                    (_, true) => format!(
+                        "not provisioned within {secs} s: the join check was still running (see --join-timeout); the previous files are restored{}",
+                        last_failure.as_ref().map(|why| format!("; earlier failure: {why}")).unwrap_or_default()
+                    ),
+                    (Some(why), false) => format!("not provisioned within {secs} s; last failure: {why}"),
+                    (None, false) => format!(
                         "not provisioned within {secs} s and no configuration arrived; check that a configurator runs on this link and that the device is allowlisted (`zerotouch enrollee uri`)"
                     ),
                 }));
             }
             () = shutdown.wait() => {
-                if let Some(applied) = applied.take() {
-                    applied.rollback();
-                }
+                abandon(&mut pending_join, &mut applied).await;
                 return Err(AppError::Interrupted);
             }
         }
     }
 }
 
-/// The apply-and-check task of a received configuration: the join result, and the files it
-/// changed (to roll back if the attempt does not end in a commit).
-/// A failure comes with its description (for the error at `--timeout`).
-type JoinResult = (Result<(), (FailureReason, String)>, Option<apply::Applied>);
-type JoinTask = tokio::task::JoinHandle<JoinResult>;
+/// A received configuration on its way to a join result.
+enum PendingJoin {
+    /// The files are being written. The write runs on a blocking thread and cannot be
+    /// cancelled: abandoning it means waiting for it to finish, then restoring.
+    Applying {
+        task: tokio::task::JoinHandle<Result<apply::Applied, apply::ApplyError>>,
+        config: DeliveredConfig,
+    },
+    /// The files are written and the join check runs; aborting its task kills the check's
+    /// process (`kill_on_drop`). The agent, not the task, owns the files to restore.
+    Checking {
+        task: tokio::task::JoinHandle<Result<(), (FailureReason, String)>>,
+        applied: apply::Applied,
+    },
+}
 
-async fn wait_join(task: &mut Option<JoinTask>) -> JoinResult {
-    match task {
-        Some(handle) => match handle.await {
+/// A finished phase of a [`PendingJoin`]. A failure comes with its description (for the
+/// error at `--timeout`).
+enum JoinStep {
+    /// The apply finished: its files, or why it failed.
+    Applied {
+        result: Result<apply::Applied, (FailureReason, String)>,
+        config: DeliveredConfig,
+    },
+    /// The join check finished; `applied` holds the files to keep or restore.
+    Checked {
+        result: Result<(), (FailureReason, String)>,
+        applied: apply::Applied,
+    },
+}
+
+/// Waits for the running phase of the pending join (never completes without one) and takes
+/// it out of `slot`. Cancel-safe: nothing is taken before the phase finished.
+async fn next_join_step(slot: &mut Option<PendingJoin>) -> JoinStep {
+    enum Done {
+        Applied(Result<apply::Applied, (FailureReason, String)>),
+        Checked(Result<(), (FailureReason, String)>),
+    }
+    let done = match slot.as_mut() {
+        None => return std::future::pending().await,
+        Some(PendingJoin::Applying { task, .. }) => Done::Applied(match task.await {
+            Ok(Ok(applied)) => Ok(applied),
+            Ok(Err(err)) => {
+                tracing::error!(%err, "could not apply the configuration");
+                let why = format!("could not apply the configuration: {err}");
+                let reason = match err {
+                    apply::ApplyError::Unsupported(_) => FailureReason::ConfigRejected,
+                    _ => FailureReason::Other,
+                };
+                Err((reason, why))
+            }
+            Err(err) => {
+                tracing::error!(%err, "the apply task failed");
+                Err((
+                    FailureReason::Other,
+                    format!("the apply task failed: {err}"),
+                ))
+            }
+        }),
+        Some(PendingJoin::Checking { task, .. }) => Done::Checked(match task.await {
             Ok(result) => result,
-            Err(err) => (
-                Err((FailureReason::Other, format!("the join task failed: {err}"))),
-                None,
-            ),
-        },
-        None => std::future::pending().await,
+            Err(err) => Err((
+                FailureReason::Other,
+                format!("the join check task failed: {err}"),
+            )),
+        }),
+    };
+    match (slot.take(), done) {
+        (Some(PendingJoin::Applying { config, .. }), Done::Applied(result)) => {
+            JoinStep::Applied { result, config }
+        }
+        (Some(PendingJoin::Checking { applied, .. }), Done::Checked(result)) => {
+            JoinStep::Checked { result, applied }
+        }
+        // The slot held the phase just awaited; no other pairing exists.
+        _ => std::future::pending().await,
+    }
+}
+
+/// Ends an attempt that will not be committed: waits for a running apply, kills a running
+/// join check, and restores every file the configuration changed.
+async fn abandon(pending: &mut Option<PendingJoin>, applied: &mut Option<apply::Applied>) {
+    let mut restore = applied.take();
+    match pending.take() {
+        None => {}
+        Some(PendingJoin::Applying { task, .. }) => {
+            tracing::info!("waiting for the apply to finish, to restore the previous files");
+            // An apply that failed has restored its files itself.
+            if let Ok(Ok(files)) = task.await {
+                restore = Some(files);
+            }
+        }
+        Some(PendingJoin::Checking { task, applied }) => {
+            task.abort();
+            // Awaiting the aborted task makes sure the check is gone before the restore.
+            let _ = task.await;
+            tracing::info!("the attempt ended during the join check; the check is stopped");
+            restore = Some(applied);
+        }
+    }
+    if let Some(files) = restore {
+        let paths: Vec<String> = files.paths().map(|p| p.display().to_string()).collect();
+        files.rollback();
+        tracing::info!(files = ?paths, "not committed: previous files restored");
     }
 }
