@@ -13,7 +13,7 @@
 
 local zt = Proto("zerotouch", "zerotouch provisioning")
 
-local TYPES = { [1] = "Announce", [2] = "Challenge", [3] = "Response", [4] = "Data", [5] = "Ack" }
+local TYPES = { [1] = "Announce", [2] = "Challenge", [3] = "Response", [4] = "Data", [5] = "Ack", [6] = "Beacon" }
 local SUITES = {
     [1] = "Ed25519 / X25519 / ChaCha20-Poly1305",
     [2] = "P-256 / ECDH P-256 / AES-128-GCM",
@@ -39,6 +39,9 @@ local f = {
     boot_counter = ProtoField.uint32("zerotouch.boot_counter", "Boot counter", base.DEC),
     round_counter = ProtoField.uint32("zerotouch.round_counter", "Round counter", base.DEC),
     announce_channel = ProtoField.uint8("zerotouch.announce_channel", "Sent on channel", base.DEC),
+    beacon_channel = ProtoField.uint8("zerotouch.beacon_channel", "Configurator channel", base.DEC),
+    announce_interval = ProtoField.uint16("zerotouch.announce_interval", "Announce interval (ms)", base.DEC),
+    suites = ProtoField.uint8("zerotouch.suites", "Suites answered", base.HEX),
     announce_sig = ProtoField.bytes("zerotouch.announce_signature", "Announce signature (sig_A)"),
     sid = ProtoField.uint32("zerotouch.sid", "Session id", base.HEX),
     nonce = ProtoField.bytes("zerotouch.nonce", "Nonce Nc"),
@@ -149,9 +152,16 @@ function dissect.ack(tree, b)
     return 31, info
 end
 
+function dissect.beacon(tree, b)
+    tree:add(f.beacon_channel, b(4, 1))
+    tree:add(f.announce_interval, b(5, 2))
+    tree:add(f.suites, b(7, 1))
+    return 8, "channel " .. b(4, 1):uint() .. " pace " .. b(5, 2):uint() .. " ms"
+end
+
 -- Smallest length of each type (Data: the minimum; the others are exact).
-local MIN_LEN = { 79, 181, 88, 32, 31 }
-local BY_TYPE = { dissect.announce, dissect.challenge, dissect.response, dissect.data, dissect.ack }
+local MIN_LEN = { 79, 181, 88, 32, 31, 8 }
+local BY_TYPE = { dissect.announce, dissect.challenge, dissect.response, dissect.data, dissect.ack, dissect.beacon }
 
 function zt.dissector(tvb, pinfo, root)
     local off, len = espnow_body(tvb)
@@ -181,7 +191,7 @@ function zt.dissector(tvb, pinfo, root)
     end
     pinfo.cols.protocol = "zerotouch"
     local text = "zerotouch " .. name .. " (suite " .. suite .. ")"
-    if kind >= 2 then text = text .. string.format(" sid %08x", b(4, 4):uint()) end
+    if kind >= 2 and kind <= 5 then text = text .. string.format(" sid %08x", b(4, 4):uint()) end
     if info then text = text .. " " .. info end
     pinfo.cols.info = text
 end

@@ -70,6 +70,9 @@ pub struct ConfiguratorLimits {
     pub max_retries: u8,
     /// How long a session may wait for the driver (config, confirmation) or the join report.
     pub session_timeout_ms: u64,
+    /// Presence Beacon period (0 = no beacons): devices that hear one stay on this channel
+    /// and announce at the pace it states (PROTOCOL.md §4.8).
+    pub beacon_interval_ms: u64,
 }
 
 /// A configurator identity for one suite, with its owner certificate.
@@ -199,6 +202,8 @@ pub struct ConfiguratorStats {
     /// Announcements sent on another channel than ours (heard through adjacent-channel
     /// leakage, or relayed here by someone): their Challenge could not reach the device.
     pub other_channel: u64,
+    /// Fresh, verified announcements (answered or not).
+    pub fresh_announces: u64,
     /// Announcements whose signature `sig_A` did not verify (forged or corrupted).
     pub bad_announce_signatures: u64,
     /// Announcements not verified because the verification budget
@@ -221,9 +226,24 @@ impl Default for ConfiguratorLimits {
             rto_max_ms: 3_200,
             max_retries: 6,
             session_timeout_ms: 30_000,
+            // Off by default: in the simulator Beacons speed up a burst of 1,000 devices 6.5x
+            // but slow 10,000 down (BENCHMARKS.md §3); opt in with BEACON_INTERVAL_MS.
+            beacon_interval_ms: 0,
         }
     }
 }
+
+/// The Beacon period to opt in with: 0.6 % of a 1 Mbit/s channel.
+pub const BEACON_INTERVAL_MS: u64 = 100;
+/// Fresh Announces per second the Beacons' pace aims at: what one configurator can answer
+/// and carry through (the airtime budget allows about 100 Challenges per second, and
+/// `max_sessions` sessions of about 2 s each ~64 provisionings per second).
+pub const TARGET_ANNOUNCES_PER_SECOND: u64 = 60;
+/// The announce interval Beacons ask for, adapted between these bounds so that the devices
+/// waiting on the channel announce about [`TARGET_ANNOUNCES_PER_SECOND`] in all.
+pub const MIN_PACE_MS: u64 = 100;
+/// Upper bound of the announce interval Beacons ask for.
+pub const MAX_PACE_MS: u64 = 8_000;
 
 /// Entries in the per-key rate-limit table (oldest evicted beyond it).
 pub const RATE_TABLE_CAP: usize = 1024;
@@ -374,6 +394,11 @@ pub struct Configurator<R> {
     /// Challenge, so one signature, per handshake).
     verifications: TokenBucket,
     preauth_bytes: TokenBucket,
+    /// When the next Beacon is due, the announce interval it states, and the count of
+    /// unanswered fresh Announces when the last one went out.
+    beacon_due: Instant,
+    pace_ms: u64,
+    fresh_at_beacon: u64,
     tx: VecDeque<Transmit>,
     events: VecDeque<ConfiguratorEvent>,
     stats: ConfiguratorStats,
@@ -456,6 +481,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             newest_order: VecDeque::new(),
             verifications: TokenBucket::full(VERIFICATIONS_PER_SECOND, VERIFICATION_BURST),
             preauth_bytes: TokenBucket::full(PREAUTH_BYTES_PER_SECOND, PREAUTH_BYTES_BURST),
+            beacon_due: 0,
+            pace_ms: MIN_PACE_MS,
+            fresh_at_beacon: 0,
             tx: VecDeque::new(),
             events: VecDeque::new(),
             stats: ConfiguratorStats::default(),
@@ -504,7 +532,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 FrameType::Response => self.on_response(now, src, frame),
                 FrameType::Data => self.on_data(now, frame),
                 FrameType::Ack => self.on_ack(now, frame),
-                FrameType::Challenge => false,
+                FrameType::Challenge | FrameType::Beacon => false,
             },
             Err(_) => false,
         };
@@ -568,14 +596,9 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
         self.newest_counter.get(key).copied()
     }
 
-    /// Verifies `sig_A` with the announced identity, within the verification budget, and on
-    /// success records the counter as the key's newest. `None` = dropped (counted).
-    fn verify_announce(
-        &mut self,
-        now: Instant,
-        key: KeyHash,
-        view: &wire::Announce<&[u8]>,
-    ) -> Option<PublicKey> {
+    /// Verifies `sig_A` with the announced identity, within the verification budget.
+    /// `None` = dropped (counted).
+    fn verify_announce(&mut self, now: Instant, view: &wire::Announce<&[u8]>) -> Option<PublicKey> {
         if !self.verifications.take(now, 1) {
             self.stats.verification_throttled += 1;
             return None;
@@ -590,13 +613,6 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.bad_announce_signatures += 1;
             return None;
         };
-        *bounded_entry(
-            &mut self.newest_counter,
-            &mut self.newest_order,
-            ANNOUNCE_TABLE_CAP,
-            key,
-            0,
-        ) = view.counter();
         Some(identity)
     }
 
@@ -661,10 +677,11 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.resend_challenge(now, src, key, frame);
             return;
         }
-        let Some(identity) = self.verify_announce(now, key, &view) else {
+        let Some(identity) = self.verify_announce(now, &view) else {
             return;
         };
         // From here on the Announce is the device's own, and fresh.
+        self.stats.fresh_announces += 1;
         if self.rate_limited(now, key) {
             self.stats.rate_limited += 1;
             return;
@@ -689,6 +706,15 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             self.stats.throttled += 1;
             return;
         }
+        // Answered: the counter is spent (an Announce left unanswered above keeps it, so the
+        // device's next copy of it can still be answered).
+        *bounded_entry(
+            &mut self.newest_counter,
+            &mut self.newest_order,
+            ANNOUNCE_TABLE_CAP,
+            key,
+            0,
+        ) = view.counter();
         // The device's newer Announce supersedes its handshake still waiting for a Response
         // (its Challenge was lost, or the device moved on to a new round).
         let waiting: Vec<u32, MAX_HANDSHAKES_PER_KEY> =
@@ -1067,6 +1093,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         self.expire_finished(now);
+        self.beacon(now);
         let limits = self.settings.limits;
         let sids: alloc::vec::Vec<u32> = self.sessions.keys().copied().collect();
         for sid in sids {
@@ -1095,6 +1122,43 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
                 }
                 _ => self.end_session(sid, Some(SessionFailure::Timeout)),
             }
+        }
+    }
+
+    /// Sends the presence Beacon when due. Its pace follows the fresh Announces heard since
+    /// the last one: the waiting devices' rate scales as 1 / pace, so the pace moves halfway
+    /// to the one that would have given [`TARGET_ANNOUNCES_PER_SECOND`].
+    fn beacon(&mut self, now: Instant) {
+        let period = self.settings.limits.beacon_interval_ms;
+        if period == 0 || now < self.beacon_due {
+            return;
+        }
+        let elapsed = now
+            .saturating_sub(self.beacon_due.saturating_sub(period))
+            .max(1);
+        self.beacon_due = now.saturating_add(period);
+        let fresh = self.stats.fresh_announces - self.fresh_at_beacon;
+        self.fresh_at_beacon = self.stats.fresh_announces;
+        let target = (TARGET_ANNOUNCES_PER_SECOND * elapsed).max(1);
+        let wanted = self.pace_ms.saturating_mul(fresh.saturating_mul(1000)) / target;
+        self.pace_ms = ((self.pace_ms + wanted) / 2).clamp(MIN_PACE_MS, MAX_PACE_MS);
+        let suites = self
+            .settings
+            .identities
+            .iter()
+            .fold(0u8, |m, i| m | wire::suite_bit(i.identity.suite()));
+        let Some(first) = self.settings.identities.first() else {
+            return;
+        };
+        let repr = wire::BeaconRepr {
+            suite: first.identity.suite(),
+            channel: self.settings.channel,
+            announce_interval_ms: u16::try_from(self.pace_ms).unwrap_or(u16::MAX),
+            suites,
+        };
+        let mut buf = [0u8; wire::BEACON_LEN];
+        if let Ok(n) = repr.emit(&mut buf) {
+            self.queue(Addr::BROADCAST, &buf[..n], false);
         }
     }
 
@@ -1151,6 +1215,7 @@ impl<R: rand_core::CryptoRng> Configurator<R> {
             })
             .flatten()
             .chain(oldest_finished)
+            .chain((self.settings.limits.beacon_interval_ms > 0).then_some(self.beacon_due))
             .min()
     }
 

@@ -192,6 +192,23 @@ impl core::fmt::Display for TrustDescription<'_> {
     }
 }
 
+/// Longest stay on a beacon's channel, per round of hopping: what a forged Beacon can cost a
+/// device at most per round (PROTOCOL.md §9.1).
+pub const MAX_CAMP_MS: u64 = 16_000;
+/// Bounds on the announce interval a Beacon may ask for.
+pub const MIN_CAMP_INTERVAL_MS: u64 = 50;
+/// Upper bound of the announce interval a Beacon may ask for.
+pub const MAX_CAMP_INTERVAL_MS: u64 = 8_000;
+
+/// A stay on the channel of a configurator's Beacon: announce there, paced by it, instead
+/// of hopping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Camp {
+    started: Instant,
+    until: Instant,
+    interval_ms: u64,
+}
+
 /// Where the enrollee is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrolleeState {
@@ -443,6 +460,9 @@ pub struct Enrollee<R> {
     radio_channel: u8,
     round_pause_ms: u64,
     hop_deadline: Option<Instant>,
+    /// Camping on a beacon's channel (at most once per round of hopping).
+    camp: Option<Camp>,
+    camped_this_round: bool,
     session: Session,
     tx: Deque<Transmit, 4>,
     events: Deque<EnrolleeEvent, 8>,
@@ -502,6 +522,8 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             radio_channel: 0,
             round_pause_ms: settings.timing.round_pause_initial_ms,
             hop_deadline: None,
+            camp: None,
+            camped_this_round: false,
             session,
             tx: Deque::new(),
             events: Deque::new(),
@@ -600,6 +622,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             // rejections may be reported again.
             self.next_round();
             self.rejections_reported = 0;
+            self.camped_this_round = false;
         }
         self.hop_index = index;
         let ch = self.order.get(index).copied().unwrap_or(1);
@@ -613,6 +636,12 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         self.hop_deadline = Some(now.saturating_add(self.settings.timing.dwell_ms));
     }
 
+    /// Uniform in [0, 2 ms]: the mean is `ms`, and devices that heard the same Beacon at the
+    /// same instant spread their Announces over the whole interval instead of colliding.
+    fn spread(&mut self, ms: u64) -> u64 {
+        u64::from(self.rng.next_u32()) % (2 * ms + 1)
+    }
+
     fn jittered(&mut self, ms: u64) -> u64 {
         // Uniform in [0.75 ms, 1.25 ms].
         let spread = ms / 2;
@@ -623,6 +652,11 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         let next = self.hop_index + 1;
         if next < self.order.len() {
             self.enter_channel(now, next);
+        } else if next == self.order.len() && self.camped_this_round {
+            // A configurator was heard this round: it paces the announcements, so the next
+            // round starts at once and the backoff starts over.
+            self.round_pause_ms = self.settings.timing.round_pause_initial_ms;
+            self.enter_channel(now, 0);
         } else if next == self.order.len() {
             // Round over, unanswered: pause (listening on the last channel), then restart.
             self.hop_index = next;
@@ -648,6 +682,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             &mut self.rng,
         ));
         self.order = channel_order(self.settings.last_channel);
+        self.camp = None;
         self.round_pause_ms = self.settings.timing.round_pause_initial_ms;
         self.state = EnrolleeState::Announcing;
         self.enter_channel(now, 0);
@@ -668,17 +703,79 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
     pub fn handle_frame(&mut self, now: Instant, src: Addr, frame: &[u8]) {
         self.now = now;
         let accepted = match Header::parse(frame) {
+            // Broadcasts every device hears: other devices' Announces, any configurator's
+            // Beacon (of whatever header suite: its mask says what it answers).
+            Ok(h) if h.frame_type == FrameType::Announce => true,
+            Ok(h) if h.frame_type == FrameType::Beacon => self.on_beacon(now, frame),
             Ok(h) if h.suite == self.settings.identity.suite() => match h.frame_type {
                 FrameType::Challenge => self.on_challenge(now, src, frame),
                 FrameType::Data => self.on_data(now, frame),
                 FrameType::Ack => self.on_ack(now, frame),
-                FrameType::Announce | FrameType::Response => false,
+                FrameType::Announce | FrameType::Response | FrameType::Beacon => false,
             },
             _ => false,
         };
         if !accepted {
             self.stats.frames_dropped += 1;
         }
+    }
+
+    /// A configurator listens on this channel: stay and announce at its pace, instead of
+    /// hopping away after the dwell. Unauthenticated, so it changes timing only: at most one
+    /// camp of at most [`MAX_CAMP_MS`] per round (PROTOCOL.md §9.1).
+    fn on_beacon(&mut self, now: Instant, frame: &[u8]) -> bool {
+        let Ok(view) = wire::Beacon::new_checked(frame) else {
+            return false;
+        };
+        let interval_ms = u64::from(view.announce_interval_ms())
+            .clamp(MIN_CAMP_INTERVAL_MS, MAX_CAMP_INTERVAL_MS);
+        if let Some(camp) = self.camp.as_mut()
+            && view.channel() == self.radio_channel
+            && view.answers(self.settings.identity.suite())
+        {
+            // Camping here already: follow the configurator's current pace, staying two
+            // intervals past the latest Beacon, within MAX_CAMP_MS of the camp's start.
+            camp.interval_ms = interval_ms;
+            camp.until = camp
+                .until
+                .max(now.saturating_add(interval_ms.saturating_mul(2)))
+                .min(camp.started.saturating_add(MAX_CAMP_MS));
+            return true;
+        }
+        let camping_allowed = self.state == EnrolleeState::Announcing
+            && self.camp.is_none()
+            && !self.camped_this_round
+            && view.channel() == self.radio_channel
+            && view.answers(self.settings.identity.suite());
+        if camping_allowed {
+            let stay = interval_ms.saturating_mul(2).min(MAX_CAMP_MS);
+            self.camped_this_round = true;
+            self.camp = Some(Camp {
+                started: now,
+                until: now.saturating_add(stay),
+                interval_ms,
+            });
+            let next = now.saturating_add(self.spread(interval_ms));
+            self.hop_deadline = Some(next);
+        }
+        true
+    }
+
+    /// While camping: announce again (a new round counter: configurators answer each counter
+    /// once), or leave when the camp is over.
+    fn camp_timeout(&mut self, now: Instant, camp: Camp) {
+        if now >= camp.until {
+            self.camp = None;
+            self.hop(now);
+            return;
+        }
+        self.next_round();
+        let ch = self.radio_channel;
+        self.build_announce(ch);
+        let announce = self.announce.clone();
+        self.queue(Addr::BROADCAST, &announce, false);
+        let next = now.saturating_add(self.spread(camp.interval_ms));
+        self.hop_deadline = Some(next.min(camp.until));
     }
 
     fn on_challenge(&mut self, now: Instant, src: Addr, frame: &[u8]) -> bool {
@@ -813,6 +910,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         self.state = EnrolleeState::Handshake;
         self.ephemeral = None;
         self.hop_deadline = None;
+        self.camp = None;
         self.queue(src, &resp, false);
         if let Some(owner) = owner {
             self.push_event(EnrolleeEvent::Authenticated {
@@ -1014,7 +1112,10 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
         self.now = now;
         if self.state == EnrolleeState::Announcing {
             if self.hop_deadline.is_some_and(|d| now >= d) {
-                self.hop(now);
+                match self.camp {
+                    Some(camp) => self.camp_timeout(now, camp),
+                    None => self.hop(now),
+                }
             }
             return;
         }

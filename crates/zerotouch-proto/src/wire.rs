@@ -51,6 +51,8 @@ pub enum FrameType {
     Data = 4,
     /// Encrypted channel acknowledgement.
     Ack = 5,
+    /// Configurator presence beacon (unauthenticated: a timing hint only).
+    Beacon = 6,
 }
 
 impl FrameType {
@@ -62,6 +64,7 @@ impl FrameType {
             3 => Self::Response,
             4 => Self::Data,
             5 => Self::Ack,
+            6 => Self::Beacon,
             _ => return None,
         })
     }
@@ -373,6 +376,98 @@ impl AnnounceRepr<'_> {
         buf[announce_field::signature(p)].copy_from_slice(&signature);
         Announce::new_checked(&buf[..len])?;
         Ok(len)
+    }
+}
+
+/// Length of a Beacon frame (§4.8).
+pub const BEACON_LEN: usize = 8;
+
+/// Byte offsets of the Beacon fields (§4.8).
+mod beacon_field {
+    pub const CHANNEL: usize = 4;
+    pub const INTERVAL: core::ops::Range<usize> = 5..7;
+    pub const SUITES: usize = 7;
+}
+
+/// Beacon frame (§4.8): a configurator says it listens on this channel, which suites it
+/// answers, and how often a device waiting here should announce. Not authenticated: a
+/// receiver may let it change its timing only, within the bounds of §9.1.
+#[derive(Clone, Copy, Debug)]
+pub struct Beacon<T: AsRef<[u8]>> {
+    buffer: T,
+}
+view_common!(Beacon);
+
+impl<T: AsRef<[u8]>> Beacon<T> {
+    /// Checks header, exact length, the channel (1..=14) and that the suite mask names the
+    /// header's suite and no unknown one.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let b = self.buffer.as_ref();
+        let suite = check_header(b, FrameType::Beacon)?;
+        if b.len() != BEACON_LEN {
+            return Err(WireError::BadLength);
+        }
+        let mask = b[beacon_field::SUITES];
+        let known = SuiteId::ALL.iter().fold(0u8, |m, s| m | suite_bit(*s));
+        if !(1..=14).contains(&b[beacon_field::CHANNEL])
+            || mask & !known != 0
+            || mask & suite_bit(suite) == 0
+        {
+            return Err(WireError::BadField);
+        }
+        Ok(())
+    }
+
+    /// The channel the configurator listens on.
+    pub fn channel(&self) -> u8 {
+        self.buffer.as_ref()[beacon_field::CHANNEL]
+    }
+
+    /// How often (ms) a device waiting on this channel should announce.
+    pub fn announce_interval_ms(&self) -> u16 {
+        be16(self.buffer.as_ref(), beacon_field::INTERVAL.start)
+    }
+
+    /// True if the configurator answers `suite`.
+    pub fn answers(&self, suite: SuiteId) -> bool {
+        self.buffer.as_ref()[beacon_field::SUITES] & suite_bit(suite) != 0
+    }
+}
+
+/// Bit of `suite` in a Beacon's suite mask: bit (id - 1).
+pub const fn suite_bit(suite: SuiteId) -> u8 {
+    1 << (suite as u8 - 1)
+}
+
+/// Fields of a Beacon frame, for building one.
+#[derive(Clone, Copy, Debug)]
+pub struct BeaconRepr {
+    /// Suite in the header (one the configurator answers).
+    pub suite: SuiteId,
+    /// Channel the configurator listens on.
+    pub channel: u8,
+    /// Suggested announce interval for waiting devices, ms.
+    pub announce_interval_ms: u16,
+    /// Suites answered ([`suite_bit`] of each).
+    pub suites: u8,
+}
+
+impl BeaconRepr {
+    /// Writes the frame; returns its length.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize, WireError> {
+        if buf.len() < BEACON_LEN {
+            return Err(WireError::BadLength);
+        }
+        Header {
+            frame_type: FrameType::Beacon,
+            suite: self.suite,
+        }
+        .emit(buf);
+        buf[beacon_field::CHANNEL] = self.channel;
+        buf[beacon_field::INTERVAL].copy_from_slice(&self.announce_interval_ms.to_be_bytes());
+        buf[beacon_field::SUITES] = self.suites;
+        Beacon::new_checked(&buf[..BEACON_LEN])?;
+        Ok(BEACON_LEN)
     }
 }
 

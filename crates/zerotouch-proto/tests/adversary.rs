@@ -192,7 +192,7 @@ struct Pair {
 
 impl Pair {
     fn new(keys: &Keys) -> Self {
-        Self::with_limits(keys, ConfiguratorLimits::default())
+        Self::with_limits(keys, quiet_limits())
     }
 
     fn with_limits(keys: &Keys, limits: ConfiguratorLimits) -> Self {
@@ -546,7 +546,7 @@ fn forged_challenges_are_counted_but_never_bury_other_events() {
                 .collect(),
             channel: C_CHANNEL,
             unix_time: UNIX_TIME,
-            limits: ConfiguratorLimits::default(),
+            limits: quiet_limits(),
         },
         ChaCha20Rng::seed_from_u64(4),
     );
@@ -578,7 +578,7 @@ fn a_burst_of_genuine_announces_is_bounded_by_the_airtime_budget() {
         // Room for every device, so that only the budget limits them.
         let limits = ConfiguratorLimits {
             max_sessions: 1_000,
-            ..ConfiguratorLimits::default()
+            ..quiet_limits()
         };
         let mut p = Pair::with_limits(&keys, limits);
         let mut rng = ChaCha20Rng::seed_from_u64(6);

@@ -11,7 +11,14 @@
 //!     final acknowledgement), per suite;
 //! (b) virtual time to provision 1,000 devices with one configurator at 10 % loss, against
 //!     the airtime lower bound of the same frames;
-//! (c) wall time to simulate 10,000 devices.
+//! (c) wall time to simulate 10,000 devices;
+//! `storm`: the power-on storm goals of issue 7 (1,000 and 10,000 devices at once, 1,000 over
+//!     60 s, three configurators on three channels), devices per second;
+//! `discovery`: median time to first contact with the configurator on each channel in turn;
+//! `attack`: a device targeted by a replaying and relaying attacker, and the configurator's
+//!     airtime under a flood of forged Announces of allowlisted keys.
+//! `ZT_BENCH_BEACONS=1` runs them with the configurators' presence Beacons on (off by
+//! default), for comparison.
 
 use std::time::Instant as WallClock;
 
@@ -210,6 +217,220 @@ fn bench_scale() {
     }
 }
 
+/// Configurator limits of the benchmarks: the defaults, with Beacons when
+/// `ZT_BENCH_BEACONS` is set.
+fn bench_limits() -> zerotouch_proto::configurator::ConfiguratorLimits {
+    let mut limits = zerotouch_sim::fleet::default_limits();
+    if std::env::var_os("ZT_BENCH_BEACONS").is_some() {
+        limits.beacon_interval_ms = zerotouch_proto::configurator::BEACON_INTERVAL_MS;
+    }
+    limits
+}
+
+fn storm_line(label: &str, fleet: Fleet, devices: usize) {
+    let started = WallClock::now();
+    let Ok(mut run) = fleet.limits(bench_limits()).record_frames(false).build() else {
+        println!("    {label}: fleet setup failed");
+        return;
+    };
+    let report = run.run(24 * 3600 * 1000);
+    let wall = started.elapsed();
+    let makespan_ms = report.last_provisioned_ms.unwrap_or(0).max(1);
+    println!(
+        "    {label}: {}/{} provisioned, last at {:.1} s = {:.1} devices/s; median {:.2} s, p99 {:.2} s; wall {:.1} s",
+        report.provisioned,
+        devices,
+        makespan_ms as f64 / 1000.0,
+        devices as f64 * 1000.0 / makespan_ms as f64,
+        report.median_ms.unwrap_or(0) as f64 / 1000.0,
+        report.p99_ms.unwrap_or(0) as f64 / 1000.0,
+        wall.as_secs_f64()
+    );
+    if std::env::var_os("ZT_BENCH_TIMELINE").is_some() {
+        let mut line = String::from("      provisioned per 2 s:");
+        for w in 0..(makespan_ms / 2000 + 1) {
+            let n = report
+                .per_device
+                .iter()
+                .filter(|d| d.provisioned_at.is_some_and(|t| t / 2000 == w))
+                .count();
+            line.push_str(&format!(" {n}"));
+        }
+        println!("{line}");
+    }
+    let ch6 = &report.sim.channels[6];
+    println!(
+        "      channel 6: {} frames, busy {:.1} s ({:.0} % of the makespan); {} frames given up on a busy channel (all channels)",
+        ch6.frames,
+        ch6.busy_us as f64 / 1e6,
+        ch6.busy_us as f64 / 10.0 / makespan_ms as f64,
+        report.sim.access_dropped
+    );
+    let stats = run.configurator(0).map(|c| c.stats()).unwrap_or_default();
+    println!(
+        "      configurator 0: busy {}, throttled {}, rate-limited {}, evicted {}, stale {}, other channel {}, frames sent {}",
+        stats.busy,
+        stats.throttled,
+        stats.rate_limited,
+        stats.evicted,
+        stats.stale_announces,
+        stats.other_channel,
+        stats.frames_sent
+    );
+}
+
+fn bench_storm() {
+    println!("(storm) 10 % loss (+5 % duplication, 5 % reordering), Ed25519, seed 1");
+    for devices in [1_000usize, 10_000] {
+        storm_line(
+            &format!("{devices} at once, 1 configurator (ch 6)"),
+            Fleet::new(1).devices(devices).lossy(0.1),
+            devices,
+        );
+    }
+    storm_line(
+        "1000 over 60 s, 1 configurator",
+        Fleet::new(1)
+            .devices(1_000)
+            .lossy(0.1)
+            .power_on_spread_ms(60_000),
+        1_000,
+    );
+    storm_line(
+        "1000 at once, 3 configurators (ch 1, 6, 11)",
+        Fleet::new(1)
+            .devices(1_000)
+            .lossy(0.1)
+            .configurators_on(&[1, 6, 11]),
+        1_000,
+    );
+}
+
+fn bench_discovery() {
+    println!(
+        "(discovery) 50 devices, no loss, configurator on each channel in turn: time from power-on to the first authenticated Challenge"
+    );
+    let mut medians = Vec::new();
+    for channel in 1u8..=13 {
+        let Ok(mut run) = Fleet::new(u64::from(channel))
+            .devices(50)
+            .configurators_on(&[channel])
+            .limits(bench_limits())
+            .record_frames(false)
+            .build()
+        else {
+            continue;
+        };
+        run.run(600_000);
+        let mut firsts: Vec<u64> = (0..50)
+            .filter_map(|i| run.enrollee(i))
+            .filter_map(|e| {
+                let r = e.record();
+                r.authenticated.first().map(|(t, _)| t - r.started_at)
+            })
+            .collect();
+        firsts.sort_unstable();
+        let median = firsts.get(firsts.len() / 2).copied().unwrap_or(0);
+        medians.push(median);
+        println!(
+            "    channel {channel:2}: median {:.2} s, max {:.2} s",
+            median as f64 / 1000.0,
+            firsts.last().copied().unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    medians.sort_unstable();
+    println!(
+        "    median over the 13 channels: {:.2} s",
+        medians[medians.len() / 2] as f64 / 1000.0
+    );
+}
+
+fn bench_attack() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    println!("(attack) 20 devices, 10 % loss; a replaying and relaying attacker on device 0");
+    for seed in 1..=5u64 {
+        let mut times = [0u64; 2];
+        let mut injected = 0;
+        for (i, attacked) in [false, true].into_iter().enumerate() {
+            let Ok(mut run) = Fleet::new(seed)
+                .devices(20)
+                .lossy(0.1)
+                .limits(bench_limits())
+                .build()
+            else {
+                return;
+            };
+            let count = Arc::new(AtomicU64::new(0));
+            if attacked {
+                run.sim
+                    .set_adversary(Box::new(zerotouch_sim::AnnounceReplayer::new(
+                        Fleet::enrollee_addr(0),
+                        6,
+                        3,
+                        count.clone(),
+                    )));
+            }
+            let report = run.run(3_600_000);
+            times[i] = report.per_device[0]
+                .time_to_provision_ms
+                .unwrap_or(u64::MAX);
+            injected = count.load(Ordering::Relaxed);
+        }
+        println!(
+            "    seed {seed}: device 0 provisioned after {:.2} s without, {:.2} s with the attacker ({injected} frames injected): {:.2}x",
+            times[0] as f64 / 1000.0,
+            times[1] as f64 / 1000.0,
+            times[1] as f64 / times[0].max(1) as f64
+        );
+    }
+    // A flood of forged Announces of allowlisted keys: what the configurator sends.
+    println!(
+        "(attack) forged Announces of 20 heard keys, 2,000/s for 10 s, on the configurator's channel"
+    );
+    let Ok(mut run) = Fleet::new(9).devices(20).limits(bench_limits()).build() else {
+        return;
+    };
+    let run_ms = 10_000u64;
+    let mut templates = Vec::new();
+    run.sim.run_until(300);
+    for r in run.sim.recorder() {
+        if frame_type(&r.frame.bytes) == Some(ANNOUNCE) && templates.len() < 20 {
+            templates.push(r.frame.bytes.to_vec());
+        }
+    }
+    let configurator_before = run.configurator(0).map(|c| c.configurator().stats());
+    for i in 0..(2 * run_ms) {
+        let mut bytes = templates[(i as usize) % templates.len().max(1)].clone();
+        let p = 32;
+        bytes[6 + p] ^= (i as u8) | 1; // another ephemeral key: the signature fails
+        bytes[6 + 2 * p + 7] = bytes[6 + 2 * p + 7].wrapping_add(1 + (i % 200) as u8); // a higher counter
+        bytes[6 + 2 * p + 8] = 6;
+        run.sim.inject(zerotouch_sim::Injection {
+            channel: 6,
+            src: Addr([6, 6, 0, 0, (i >> 8) as u8, i as u8]),
+            dst: Addr::BROADCAST,
+            bytes,
+            delay_us: i * 500,
+        });
+    }
+    run.sim.run_until(run_ms + 300);
+    let report = run.report();
+    let after = run.configurator(0).map(|c| c.configurator().stats());
+    if let (Some(b), Some(a)) = (configurator_before, after) {
+        println!(
+            "    configurator: {} forged Announces refused by signature, {} over the verification budget; sent {} bytes in {:.1} s ({:.0} B/s, budget for sends before authentication {} B/s); {} of 20 devices provisioned",
+            a.bad_announce_signatures - b.bad_announce_signatures,
+            a.verification_throttled - b.verification_throttled,
+            a.bytes_sent - b.bytes_sent,
+            run_ms as f64 / 1000.0,
+            (a.bytes_sent - b.bytes_sent) as f64 * 1000.0 / run_ms as f64,
+            zerotouch_proto::configurator::PREAUTH_BYTES_PER_SECOND,
+            report.provisioned
+        );
+    }
+}
+
 fn main() {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
@@ -222,5 +443,14 @@ fn main() {
     }
     if wants("scale") {
         bench_scale();
+    }
+    if wants("storm") {
+        bench_storm();
+    }
+    if wants("discovery") {
+        bench_discovery();
+    }
+    if wants("attack") {
+        bench_attack();
     }
 }

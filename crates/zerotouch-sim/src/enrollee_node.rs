@@ -258,8 +258,8 @@ impl EnrolleeNode {
         self.off_channel_join.is_some() && self.pending_join.is_some()
     }
 
-    /// Delivers broadcast frames to the enrollee too (off by default: the protocol sends
-    /// it none, and it would drop every foreign announcement).
+    /// Delivers every broadcast frame to the enrollee (off by default: of the broadcasts it
+    /// hears only configurators' Beacons, not the other devices' Announces).
     pub fn with_broadcasts(mut self, hears: bool) -> Self {
         self.hears_broadcast = hears;
         self
@@ -421,6 +421,11 @@ impl Node for EnrolleeNode {
 
     fn hears_broadcast(&self) -> bool {
         self.hears_broadcast
+    }
+
+    fn hears_beacons(&self) -> bool {
+        // A configurator's presence; a provisioned device no longer listens.
+        !self.is_finished()
     }
 
     fn is_finished(&self) -> bool {

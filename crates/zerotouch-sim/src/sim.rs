@@ -52,6 +52,12 @@ pub trait Node {
     fn hears_broadcast(&self) -> bool {
         true
     }
+    /// Whether a node that does not hear every broadcast ([`Node::hears_broadcast`] false)
+    /// still hears configurators' Beacons (an enrollee does: thousands of them then cost
+    /// nothing per announcement, and one delivery each per Beacon).
+    fn hears_beacons(&self) -> bool {
+        false
+    }
     /// True once the node has nothing left to do (e.g. an enrollee is provisioned).
     /// The simulator counts these ([`Simulator::finished_count`]) so that a run can stop
     /// when a whole fleet is done without scanning it.
@@ -161,6 +167,7 @@ struct Slot {
     /// Channel under which the node is indexed (0 = none).
     channel: u8,
     in_broadcast_index: bool,
+    in_beacon_index: bool,
     /// The armed timer, microseconds; heap entries for other times are stale.
     timer_us: Option<u64>,
     finished: bool,
@@ -220,6 +227,8 @@ pub struct Simulator {
     by_addr: HashMap<Addr, Vec<usize>>,
     /// Per channel: nodes listening there that hear broadcasts (ordered: deterministic).
     broadcast_index: Vec<BTreeSet<usize>>,
+    /// Per channel: the nodes that hear only Beacons of the broadcasts.
+    beacon_index: Vec<BTreeSet<usize>>,
     busy_until_us: Vec<u64>,
     links: HashMap<(Addr, Addr), LinkModel>,
     adversary: Option<Box<dyn Adversary>>,
@@ -245,6 +254,7 @@ impl Simulator {
             slots: Vec::new(),
             by_addr: HashMap::new(),
             broadcast_index: vec![BTreeSet::new(); CHANNEL_SLOTS],
+            beacon_index: vec![BTreeSet::new(); CHANNEL_SLOTS],
             busy_until_us: vec![0; CHANNEL_SLOTS],
             links: HashMap::new(),
             adversary: None,
@@ -273,6 +283,7 @@ impl Simulator {
             addr,
             channel: 0,
             in_broadcast_index: false,
+            in_beacon_index: false,
             timer_us: None,
             finished: false,
             air: NodeAirStats::default(),
@@ -528,15 +539,27 @@ impl Simulator {
         let slot = &mut self.slots[idx];
         let channel = slot.node.channel();
         let hears = is_valid_channel(channel) && slot.node.hears_broadcast();
-        if channel != slot.channel || hears != slot.in_broadcast_index {
+        let beacons = is_valid_channel(channel) && !hears && slot.node.hears_beacons();
+        if channel != slot.channel
+            || hears != slot.in_broadcast_index
+            || beacons != slot.in_beacon_index
+        {
+            let old = usize::from(slot.channel);
             if slot.in_broadcast_index {
-                self.broadcast_index[usize::from(slot.channel)].remove(&idx);
+                self.broadcast_index[old].remove(&idx);
+            }
+            if slot.in_beacon_index {
+                self.beacon_index[old].remove(&idx);
             }
             if hears {
                 self.broadcast_index[usize::from(channel)].insert(idx);
             }
+            if beacons {
+                self.beacon_index[usize::from(channel)].insert(idx);
+            }
             slot.channel = channel;
             slot.in_broadcast_index = hears;
+            slot.in_beacon_index = beacons;
         }
 
         let finished = slot.node.is_finished();
@@ -671,6 +694,16 @@ impl Simulator {
                     .copied()
                     .filter(|&r| Some(r) != sender),
             );
+            let is_beacon = heard.first() == Some(&zerotouch_proto::wire::MAGIC)
+                && heard.get(2) == Some(&(zerotouch_proto::wire::FrameType::Beacon as u8));
+            if is_beacon {
+                receivers.extend(
+                    self.beacon_index[ch]
+                        .iter()
+                        .copied()
+                        .filter(|&r| Some(r) != sender),
+                );
+            }
         } else if let Some(addressed) = self.by_addr.get(&frame.dst) {
             receivers.extend(
                 addressed

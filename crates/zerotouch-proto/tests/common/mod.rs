@@ -24,6 +24,15 @@ pub const C_ADDR: Addr = Addr([2, 0, 0, 0, 0, 0xc]);
 pub const C_CHANNEL: u8 = 6;
 pub const UNIX_TIME: u32 = 1_790_000_000;
 
+/// The default limits without presence Beacons: these tests follow one session frame by
+/// frame (`tests/beacon.rs` tests the Beacons).
+pub fn quiet_limits() -> ConfiguratorLimits {
+    ConfiguratorLimits {
+        beacon_interval_ms: 0,
+        ..ConfiguratorLimits::default()
+    }
+}
+
 /// Which way a frame travels.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Dir {
@@ -180,7 +189,7 @@ impl World {
             identities: [identity].into_iter().collect(),
             channel: C_CHANNEL,
             unix_time: UNIX_TIME,
-            limits: ConfiguratorLimits::default(),
+            limits: quiet_limits(),
         };
         let configurator = Configurator::new(settings, ChaCha20Rng::seed_from_u64(seed ^ 0xc0));
         let enrollee = Enrollee::new(
@@ -216,7 +225,7 @@ impl World {
             identities: [identity].into_iter().collect(),
             channel: C_CHANNEL,
             unix_time: UNIX_TIME,
-            limits: ConfiguratorLimits::default(),
+            limits: quiet_limits(),
         };
         self.configurator =
             Configurator::new(settings, ChaCha20Rng::seed_from_u64(self.seqno ^ 0xc1));
