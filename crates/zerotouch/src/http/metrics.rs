@@ -213,6 +213,7 @@ fn message_type(frame: &[u8]) -> &'static str {
         Some(FrameType::Response) => "response",
         Some(FrameType::Data) => "data",
         Some(FrameType::Ack) => "ack",
+        Some(FrameType::Beacon) => "beacon",
         None => "other",
     }
 }
