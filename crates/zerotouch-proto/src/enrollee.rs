@@ -630,10 +630,15 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             self.radio_channel = ch;
             self.push_event(EnrolleeEvent::ChannelChanged(ch));
         }
-        self.build_announce(ch);
+        self.announce_on(ch);
+        self.hop_deadline = Some(now.saturating_add(self.settings.timing.dwell_ms));
+    }
+
+    /// Signs this round's Announce for `channel` and queues it (broadcast).
+    fn announce_on(&mut self, channel: u8) {
+        self.build_announce(channel);
         let announce = self.announce.clone();
         self.queue(Addr::BROADCAST, &announce, false);
-        self.hop_deadline = Some(now.saturating_add(self.settings.timing.dwell_ms));
     }
 
     /// Uniform in [0, 2 ms]: the mean is `ms`, and devices that heard the same Beacon at the
@@ -770,10 +775,7 @@ impl<R: rand_core::CryptoRng> Enrollee<R> {
             return;
         }
         self.next_round();
-        let ch = self.radio_channel;
-        self.build_announce(ch);
-        let announce = self.announce.clone();
-        self.queue(Addr::BROADCAST, &announce, false);
+        self.announce_on(self.radio_channel);
         let next = now.saturating_add(self.spread(camp.interval_ms));
         self.hop_deadline = Some(next.min(camp.until));
     }

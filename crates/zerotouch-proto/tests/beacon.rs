@@ -9,7 +9,7 @@ use common::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use zerotouch_proto::configurator::{
-    BEACON_INTERVAL_MS, Configurator, ConfiguratorLimits, ConfiguratorSettings, MIN_PACE_MS,
+    BEACON_INTERVAL_MS, Configurator, ConfiguratorLimits, MIN_PACE_MS,
 };
 use zerotouch_proto::enrollee::{Enrollee, MAX_CAMP_MS};
 use zerotouch_proto::wire::{Beacon, BeaconRepr, FrameType, suite_bit};
@@ -130,15 +130,7 @@ fn forged_beacons_on_every_channel_hold_a_device_at_most_max_camp_ms_per_round()
 }
 
 fn configurator(keys: &Keys, limits: ConfiguratorLimits) -> Configurator<ChaCha20Rng> {
-    Configurator::new(
-        ConfiguratorSettings {
-            identities: [keys.identity(&keys.owner)].into_iter().collect(),
-            channel: C_CHANNEL,
-            unix_time: UNIX_TIME,
-            limits,
-        },
-        ChaCha20Rng::seed_from_u64(8),
-    )
+    configurator_on_c_channel(keys.identity(&keys.owner), limits, 8)
 }
 
 fn beacons_out(c: &mut Configurator<ChaCha20Rng>) -> Vec<Vec<u8>> {

@@ -33,6 +33,21 @@ pub fn quiet_limits() -> ConfiguratorLimits {
     }
 }
 
+/// A configurator with `identity` on [`C_CHANNEL`] at [`UNIX_TIME`], its RNG seeded `seed`.
+pub fn configurator_on_c_channel(
+    identity: ConfiguratorIdentity,
+    limits: ConfiguratorLimits,
+    seed: u64,
+) -> Configurator<ChaCha20Rng> {
+    let settings = ConfiguratorSettings {
+        identities: [identity].into_iter().collect(),
+        channel: C_CHANNEL,
+        unix_time: UNIX_TIME,
+        limits,
+    };
+    Configurator::new(settings, ChaCha20Rng::seed_from_u64(seed))
+}
+
 /// Which way a frame travels.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Dir {
@@ -185,13 +200,7 @@ impl World {
         link: Link,
         seed: u64,
     ) -> Self {
-        let settings = ConfiguratorSettings {
-            identities: [identity].into_iter().collect(),
-            channel: C_CHANNEL,
-            unix_time: UNIX_TIME,
-            limits: quiet_limits(),
-        };
-        let configurator = Configurator::new(settings, ChaCha20Rng::seed_from_u64(seed ^ 0xc0));
+        let configurator = configurator_on_c_channel(identity, quiet_limits(), seed ^ 0xc0);
         let enrollee = Enrollee::new(
             keys.enrollee_settings(pinned),
             ChaCha20Rng::seed_from_u64(seed ^ 0xe0),
@@ -221,14 +230,7 @@ impl World {
     /// Replaces the configurator by a fresh one with `identity` (a daemon restart: every
     /// session and table is gone).
     pub fn restart_configurator(&mut self, identity: ConfiguratorIdentity) {
-        let settings = ConfiguratorSettings {
-            identities: [identity].into_iter().collect(),
-            channel: C_CHANNEL,
-            unix_time: UNIX_TIME,
-            limits: quiet_limits(),
-        };
-        self.configurator =
-            Configurator::new(settings, ChaCha20Rng::seed_from_u64(self.seqno ^ 0xc1));
+        self.configurator = configurator_on_c_channel(identity, quiet_limits(), self.seqno ^ 0xc1);
     }
 
     fn send(&mut self, dir: Dir, frame: &[u8], channel: u8) {
